@@ -1,0 +1,31 @@
+# Two commands for a fresh machine (only Python >= 3.11 and make needed):
+#   make demo   set up .venv, then the main job on the embedded default store
+#   make test   set up .venv, then the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+STORE  ?= ./timeline-data
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "timeline needs Python >= 3.11")'
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m timeline.demo --store $(STORE)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) timeline-data .pytest_cache .hypothesis

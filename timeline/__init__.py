@@ -1,0 +1,3 @@
+"""timeline: an event-sourced patient timeline engine for stem-cell transplant outcomes research."""
+
+__version__ = "0.1.0"
