@@ -1,0 +1,352 @@
+"""The event store: append validated events to per-patient streams, read them back, fold corrections.
+
+Application layer over the recorders (`recorders.py`): it stamps `recorded_at`, enforces idempotency by
+`event_id`, checks amendments against the patient's facts, and makes an append all-or-nothing. Version
+conflicts (another writer took the stream version first) roll the transaction back and it is retried,
+since clinical order is `occurred_on`, not arrival.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from .facts import AMENDMENTS, Ledger, LogRecord, fold
+from .recorders import (
+    AppendTransaction,
+    IntegrityError,
+    StoredRow,
+    TimelineRecorderMixin,
+    postgres_recorder,
+    sqlite_recorder,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE = "./timeline-data"
+STORE_ENV = "TIMELINE_STORE"
+SQLITE_FILE = "events.sqlite"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# No place on Earth is more than 14 hours ahead of UTC: a clinical date later than the UTC+14 date of the
+# recording moment has not happened anywhere yet.
+FURTHEST_TIMEZONE = timedelta(hours=14)
+BATCH = 10_000
+MAX_RETRIES = 5
+
+
+def latest_clinical_date(now: datetime) -> date:
+    """The latest `occurred_on` that is not in the future of a recording made at `now` (UTC)."""
+    return (now.astimezone(UTC) + FURTHEST_TIMEZONE).date()
+
+
+def utc_now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def us_to_datetime(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def format_us(us: int) -> str:
+    return us_to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_recorded_at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated event ready to append: its stream, identity, content digest and canonical JSON."""
+
+    patient_id: str
+    event_id: bytes  # 16 bytes
+    digest: bytes  # 16 bytes: content hash (the derived event_id when none is given)
+    type: str
+    occurred_on: date
+    body: bytes  # canonical public JSON, with event_id, without recorded_at
+    target: bytes | None = None  # the event an amendment corrects or retracts
+    line: int | None = None  # where it came from, for error messages
+
+    @property
+    def event_uuid(self) -> uuid.UUID:
+        return uuid.UUID(bytes=self.event_id)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason an input is refused: where (line), what (field, value) and which rule."""
+
+    line: int | None
+    field: str
+    value: Any
+    rule: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        value = json.dumps(self.value, default=str)
+        if len(value) > 120:
+            value = value[:117] + "..."
+        return f"{where}{self.field} = {value}: {self.rule}"
+
+
+class RejectedError(Exception):
+    """The input was refused as a whole; nothing from it was stored."""
+
+    def __init__(self, problems: list[Problem], what: str = "input"):
+        self.problems = problems
+        self.what = what
+        super().__init__(
+            f"{what}: {len(problems)} problem(s), nothing stored\n" + "\n".join(f"  {p}" for p in problems[:50])
+            + (f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else "")
+        )
+
+
+@dataclass
+class AppendReport:
+    new: int = 0
+    present: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+def record_from_row(row: StoredRow) -> LogRecord:
+    data = json.loads(row.state)
+    recorded_at = parse_recorded_at(data.pop("recorded_at"))
+    return LogRecord(
+        position=row.position,
+        patient_id=row.patient_id,
+        event_id=data["event_id"],
+        type=row.type,
+        occurred_on=date.fromisoformat(data["occurred_on"]),
+        recorded_at=recorded_at,
+        data=data,
+    )
+
+
+class _Appender:
+    """State of one append transaction: ids seen, per-patient ledgers for amendments, counts."""
+
+    def __init__(self, tx: AppendTransaction, now_us: Callable[[], int]):
+        self.tx = tx
+        self.now_us = now_us
+        self.seen: dict[bytes, Prepared] = {}
+        self.ledgers: dict[str, Ledger] = {}
+        self.report = AppendReport()
+
+    def _ledger(self, patient_id: str) -> Ledger:
+        led = self.ledgers.get(patient_id)
+        if led is None:
+            led = Ledger(record_from_row(r) for r in self.tx.stream(patient_id))
+            self.ledgers[patient_id] = led
+        return led
+
+    def append(self, batch: list[Prepared]) -> None:
+        rep = self.report
+        known = self.tx.known_ids([p.event_id for p in batch if p.event_id not in self.seen])
+        fresh: list[Prepared] = []
+        for p in batch:
+            prior = self.seen.get(p.event_id)
+            if prior is not None:
+                if prior.digest == p.digest:
+                    rep.present += 1
+                else:
+                    rep.problems.append(Problem(
+                        p.line, "event_id", str(p.event_uuid),
+                        f"already used in this input (line {prior.line}) for other content: "
+                        f"{prior.body.decode()} vs {p.body.decode()}",
+                    ))
+                continue
+            stored = known.get(p.event_id)
+            if stored is not None:
+                if stored[2] == p.digest:
+                    rep.present += 1
+                else:
+                    existing = self.tx.stream(stored[0])[stored[1] - 1].state.decode()
+                    rep.problems.append(Problem(
+                        p.line, "event_id", str(p.event_uuid),
+                        f"already recorded (patient {stored[0]}) with other content: stored {existing} "
+                        f"vs new {p.body.decode()}",
+                    ))
+                continue
+            self.seen[p.event_id] = p
+            fresh.append(p)
+        self._check_amendments(fresh)
+        if rep.problems or not fresh:
+            return  # keep validating the rest of the input, store nothing
+        versions = self.tx.next_versions(list(dict.fromkeys(p.patient_id for p in fresh)))
+        base = max(self.now_us(), self.tx.last_us + 1)
+        rows, ids = [], []
+        second, prefix = -1, ""
+        for i, p in enumerate(fresh):
+            us = base + i
+            if us // 1_000_000 != second:
+                second = us // 1_000_000
+                prefix = us_to_datetime(second * 1_000_000).strftime("%Y-%m-%dT%H:%M:%S")
+            stamp = f',"recorded_at":"{prefix}.{us % 1_000_000:06d}Z"}}'.encode()
+            v = versions[p.patient_id]
+            versions[p.patient_id] = v + 1
+            rows.append((p.patient_id, v, p.type, p.body[:-1] + stamp))
+            ids.append((p.event_id, p.patient_id, v, p.digest))
+        self.tx.insert(rows, ids, base + len(fresh) - 1)
+        rep.new += len(fresh)
+
+    def _check_amendments(self, fresh: list[Prepared]) -> None:
+        amended = {p.patient_id for p in fresh if p.target is not None}
+        if not amended:
+            return
+        targets = [p.target for p in fresh if p.target is not None and p.target not in self.seen]
+        owners = {k: v[0] for k, v in self.tx.known_ids(targets).items()}
+        now = us_to_datetime(self.now_us())
+        for p in fresh:
+            if p.patient_id not in amended:
+                continue
+            data = json.loads(p.body)
+            rec = LogRecord(0, p.patient_id, data["event_id"], p.type, p.occurred_on, now, data)
+            ledger = self._ledger(p.patient_id)
+            if p.target is not None:
+                owner = self.seen[p.target].patient_id if p.target in self.seen else owners.get(p.target)
+                field_name = "corrects" if p.type == "event_corrected" else "retracts"
+                target_id = str(uuid.UUID(bytes=p.target))
+                if owner is not None and owner != p.patient_id:
+                    self.report.problems.append(Problem(
+                        p.line, field_name, target_id,
+                        f"event belongs to another patient ({owner}), not to {p.patient_id}",
+                    ))
+                    continue
+                why = ledger.problem(rec)
+                if why is not None:
+                    self.report.problems.append(Problem(p.line, field_name, target_id, why))
+                    continue
+            ledger.add(rec)
+
+
+class EventStore:
+    """Per-patient event streams in an eventsourcing recorder (SQLite file, PostgreSQL, or memory)."""
+
+    def __init__(self, recorder: TimelineRecorderMixin, location: str, data_dir: Path | None,
+                 now_us: Callable[[], int] = utc_now_us):
+        self.recorder = recorder
+        self.location = location
+        self.data_dir = data_dir
+        self.now_us = now_us
+
+    # -- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, location: str | os.PathLike[str] | None = None) -> EventStore:
+        """Open (creating if needed) the store named by one setting.
+
+        `None` → `$TIMELINE_STORE` or `./timeline-data`; a folder path → an SQLite event store inside it;
+        `postgresql://user:pw@host:port/db` → the library's PostgreSQL module; `memory` → in-memory SQLite.
+        """
+        loc = str(location) if location is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
+        if loc == "memory":
+            name = f"file:timeline-{uuid.uuid4().hex}?mode=memory&cache=shared"
+            return cls(sqlite_recorder(name), loc, None)
+        if loc.startswith(("postgresql://", "postgres://")):
+            u = urlparse(loc)
+            rec = postgres_recorder(
+                dbname=(u.path or "/").lstrip("/") or "postgres",
+                host=u.hostname or "localhost",
+                port=u.port or 5432,
+                user=unquote(u.username or os.environ.get("USER", "postgres")),
+                password=unquote(u.password or ""),
+            )
+            return cls(rec, loc, None)
+        folder = Path(loc)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"store location {loc!r} is a file; give a data folder (or postgresql://…, memory)")
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(sqlite_recorder(str(folder / SQLITE_FILE)), loc, folder)
+
+    def close(self) -> None:
+        self.recorder.datastore.close()  # type: ignore[attr-defined]
+
+    # -- writing -------------------------------------------------------------------------------------
+    def append(self, source: Callable[[], Iterable[Prepared | Problem]], what: str = "input",
+               on_batch: Callable[[AppendReport], None] | None = None) -> AppendReport:
+        """Append everything `source()` yields in one transaction, or nothing.
+
+        `source` is a callable so the whole input can be replayed if the transaction must be retried
+        after a version conflict. Problems yielded by the source (validation) and found here (conflicting
+        ids, inadmissible amendments) are all collected; if there is any, the transaction is rolled back
+        and `RejectedError` lists them all.
+        """
+        for attempt in range(1, MAX_RETRIES + 1):
+            try:
+                return self._append_once(source, what, on_batch)
+            except (IntegrityError, sqlite3.IntegrityError, _pg_unique_violation()) as e:
+                if attempt == MAX_RETRIES:
+                    raise
+                log.info("version conflict on append (attempt %d), retrying: %s", attempt, type(e).__name__)
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _append_once(self, source: Callable[[], Iterable[Prepared | Problem]], what: str,
+                     on_batch: Callable[[AppendReport], None] | None) -> AppendReport:
+        with self.recorder.append_transaction() as tx:
+            app = _Appender(tx, self.now_us)
+            batch: list[Prepared] = []
+            for item in source():
+                if isinstance(item, Problem):
+                    app.report.problems.append(item)
+                    continue
+                batch.append(item)
+                if len(batch) >= BATCH:
+                    app.append(batch)
+                    batch = []
+                    if on_batch:
+                        on_batch(app.report)
+            if batch:
+                app.append(batch)
+                if on_batch:
+                    on_batch(app.report)
+            if app.report.problems:
+                raise RejectedError(sorted(app.report.problems, key=lambda p: (p.line or 0)), what)
+            return app.report
+
+    # -- reading -------------------------------------------------------------------------------------
+    def stream(self, patient_id: str) -> list[LogRecord]:
+        """Every record of one patient's stream (amendments included), in commit order."""
+        rows = self.recorder.read_stream(patient_id)
+        return [record_from_row(r) for r in rows]
+
+    def records(self, after: int = 0, batch: int = 50_000) -> Iterator[list[StoredRow]]:
+        """All stored rows after a position, in commit order, in batches (raw, for bulk loaders)."""
+        yield from self.recorder.read_all(after, batch)
+
+    def patient_ids(self) -> list[str]:
+        return self.recorder.patient_ids()
+
+    def max_position(self) -> int:
+        return self.recorder.max_position()
+
+    def ledger(self, patient_id: str | None = None, known_at: datetime | None = None) -> Ledger:
+        """The folded facts of one patient (or of everyone), as known at `known_at`."""
+        if patient_id is not None:
+            return fold(self.stream(patient_id), known_at)
+        recs: list[LogRecord] = []
+        for rows in self.records():
+            recs.extend(record_from_row(r) for r in rows)
+        return fold(recs, known_at)
+
+
+def _pg_unique_violation() -> type[BaseException]:
+    try:
+        from psycopg.errors import UniqueViolation
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return IntegrityError
+    return UniqueViolation
+
+
+def is_amendment(type_name: str) -> bool:
+    return type_name in AMENDMENTS
