@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
 from .recorders import (
@@ -246,7 +246,8 @@ class EventStore:
         """Open (creating if needed) the store named by one setting.
 
         `None` → `$TIMELINE_STORE` or `./timeline-data`; a folder path → an SQLite event store inside it;
-        `postgresql://user:pw@host:port/db` → the library's PostgreSQL module; `memory` → in-memory SQLite.
+        `postgresql://user:pw@host:port/db[?schema=name]` → the library's PostgreSQL module (tables in
+        that schema, created if needed); `memory` → in-memory SQLite.
         """
         loc = str(location) if location is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
         if loc == "memory":
@@ -254,12 +255,14 @@ class EventStore:
             return cls(sqlite_recorder(name), loc, None)
         if loc.startswith(("postgresql://", "postgres://")):
             u = urlparse(loc)
+            schema = parse_qs(u.query).get("schema", [""])[0]
             rec = postgres_recorder(
                 dbname=(u.path or "/").lstrip("/") or "postgres",
                 host=u.hostname or "localhost",
                 port=u.port or 5432,
                 user=unquote(u.username or os.environ.get("USER", "postgres")),
                 password=unquote(u.password or ""),
+                schema=schema,
             )
             return cls(rec, loc, None)
         folder = Path(loc)

@@ -26,6 +26,7 @@ from eventsourcing.persistence import IntegrityError as LibraryIntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
+SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
 
 
@@ -64,23 +65,32 @@ SQLITE = Dialect(
     blob="BLOB",
     # In SQLite the first write of a transaction takes the database's write lock (waiting up to the
     # busy timeout), so this no-op update serialises writers before anything is read.
-    lock_clock="UPDATE timeline_clock SET last_us = last_us WHERE id = 1 RETURNING last_us",
+    lock_clock="UPDATE {clock} SET last_us = last_us WHERE id = 1 RETURNING last_us",
     ids_options=" WITHOUT ROWID",
 )
 POSTGRES = Dialect(
     ph="%s",
     blob="BYTEA",
-    lock_clock="SELECT last_us FROM timeline_clock WHERE id = 1 FOR UPDATE",
+    lock_clock="SELECT last_us FROM {clock} WHERE id = 1 FOR UPDATE",
 )
 
 
-def _tables(d: Dialect) -> list[str]:
+@dataclass(frozen=True)
+class Names:
+    """Qualified table names (PostgreSQL: in the store's schema)."""
+
+    events: str
+    ids: str
+    clock: str
+
+
+def _tables(d: Dialect, n: Names) -> list[str]:
     return [
-        "CREATE TABLE IF NOT EXISTS timeline_event_ids ("
+        f"CREATE TABLE IF NOT EXISTS {n.ids} ("
         f"event_id {d.blob} PRIMARY KEY, patient_id TEXT NOT NULL, "
         f"version BIGINT NOT NULL, digest {d.blob} NOT NULL){d.ids_options}",
-        "CREATE TABLE IF NOT EXISTS timeline_clock (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)",
-        "INSERT INTO timeline_clock (id, last_us) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+        f"CREATE TABLE IF NOT EXISTS {n.clock} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)",
+        f"INSERT INTO {n.clock} (id, last_us) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     ]
 
 
@@ -91,11 +101,12 @@ class AppendTransaction:
     all-or-nothing). Methods take plain tuples so the caller controls batching.
     """
 
-    def __init__(self, cursor: Cursor, dialect: Dialect, events_table: str):
+    def __init__(self, cursor: Cursor, dialect: Dialect, names: Names):
         self.c = cursor
         self.d = dialect
-        self.table = events_table
-        self.c.execute(dialect.lock_clock)
+        self.n = names
+        self.table = names.events
+        self.c.execute(dialect.lock_clock.format(clock=names.clock))
         self.last_us: int = self._rows()[0][0]
         self._versions: dict[str, int] = {}
 
@@ -109,7 +120,7 @@ class AppendTransaction:
             chunk = event_ids[i : i + CHUNK]
             marks = ",".join([self.d.ph] * len(chunk))
             self.c.execute(
-                f"SELECT event_id, patient_id, version, digest FROM timeline_event_ids "
+                f"SELECT event_id, patient_id, version, digest FROM {self.n.ids} "
                 f"WHERE event_id IN ({marks})",
                 list(chunk),
             )
@@ -165,7 +176,7 @@ class AppendTransaction:
         )
         self.c.executemany(
             self.d.sql(
-                "INSERT INTO timeline_event_ids (event_id, patient_id, version, digest) "
+                f"INSERT INTO {self.n.ids} (event_id, patient_id, version, digest) "
                 "VALUES (?, ?, ?, ?)"
             ),
             ids,
@@ -173,7 +184,7 @@ class AppendTransaction:
         for pid, ver, _t, _s in rows:
             if ver >= self._versions.get(pid, 0):
                 self._versions[pid] = ver + 1
-        self.c.execute(self.d.sql("UPDATE timeline_clock SET last_us = ? WHERE id = 1"), [last_us])
+        self.c.execute(self.d.sql(f"UPDATE {self.n.clock} SET last_us = ? WHERE id = 1"), [last_us])
         self.last_us = last_us
 
 
@@ -183,15 +194,30 @@ class TimelineRecorderMixin:
     dialect: Dialect
     events_table_name: str
 
+    @property
+    def names(self) -> Names:
+        schema = getattr(self.datastore, "schema", "")  # type: ignore[attr-defined]
+        q = (lambda t: f'"{schema}".{t}') if schema else (lambda t: t)
+        return Names(q(self.events_table_name), q("timeline_event_ids"), q("timeline_clock"))
+
     def create_timeline_tables(self) -> None:
+        # Look before writing: a write in an SQLite read transaction fails at once ("database is
+        # locked") while another process appends, so an existing store is opened without any write.
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            try:
+                c.execute(f"SELECT last_us FROM {self.names.clock} WHERE id = 1")
+                if c.fetchall():
+                    return
+            except Exception:  # noqa: BLE001 - the table does not exist yet
+                pass
         with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            for statement in _tables(self.dialect):
+            for statement in _tables(self.dialect, self.names):
                 c.execute(statement)
 
     @contextlib.contextmanager
     def append_transaction(self) -> Iterator[AppendTransaction]:
         with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            yield AppendTransaction(self._plain_cursor(c), self.dialect, self.events_table_name)
+            yield AppendTransaction(self._plain_cursor(c), self.dialect, self.names)
 
     def _plain_cursor(self, c: Any) -> Cursor:
         return c
@@ -219,7 +245,7 @@ class TimelineRecorderMixin:
 
     def patient_ids(self) -> list[str]:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} ORDER BY 1")
+            c.execute(f"SELECT DISTINCT originator_id FROM {self.names.events} ORDER BY 1")
             return [r[0] if not isinstance(r, dict) else next(iter(r.values())) for r in c.fetchall()]
 
     def max_position(self) -> int:
@@ -270,6 +296,15 @@ def sqlite_recorder(db_name: str, lock_timeout_s: int = 600) -> SQLiteTimelineRe
 def postgres_recorder(
     dbname: str, host: str, port: int, user: str, password: str, schema: str = ""
 ) -> PostgresTimelineRecorder:
+    import psycopg
+    from psycopg import sql
+
+    # Several processes may open a new store at once: the library's DDL (CREATE OR REPLACE FUNCTION…)
+    # is not safe to run concurrently, so creation is serialised by a session advisory lock.
+    lock = psycopg.connect(dbname=dbname, host=host, port=port, user=user, password=password, autocommit=True)
+    lock.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK_KEY])
+    if schema:
+        lock.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     datastore = PostgresDatastore(
         dbname=dbname,
         host=host,
@@ -281,6 +316,9 @@ def postgres_recorder(
         max_overflow=2,
         originator_id_type="text",
     )
-    recorder = PostgresTimelineRecorder(datastore)
-    recorder.create_table()
+    try:
+        recorder = PostgresTimelineRecorder(datastore)
+        recorder.create_table()
+    finally:
+        lock.close()  # ends the session, releasing the advisory lock
     return recorder

@@ -1,0 +1,62 @@
+"""Shared fixtures: stores of every kind, PostgreSQL availability (required in CI)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+PG_ENV = "TIMELINE_TEST_POSTGRES"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/timeline_test"
+
+
+def postgres_url() -> str:
+    return os.environ.get(PG_ENV, PG_DEFAULT)
+
+
+def _pg_reachable(url: str) -> str | None:
+    """None when the test database answers (created on the server if missing), else why not."""
+    import psycopg
+
+    base, _, dbname = url.split("?")[0].rpartition("/")
+    try:
+        with psycopg.connect(f"{base}/postgres", connect_timeout=3, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+        with psycopg.connect(url.split("?")[0], connect_timeout=3):
+            return None
+    except Exception as e:  # noqa: BLE001 - any failure means "not reachable" here
+        return f"{type(e).__name__}: {e}".strip()
+
+
+@pytest.fixture(scope="session")
+def pg_base_url():
+    """The PostgreSQL test database. In CI it must be reachable (a failure, never a skip)."""
+    url = postgres_url()
+    why = _pg_reachable(url)
+    if why is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI requires the PostgreSQL tests, but {url} is not reachable: {why}")
+        pytest.skip(f"no PostgreSQL server reachable at {url} ({why}); set {PG_ENV} to run these tests")
+    yield url
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:  # drop the per-test schemas
+        for (name,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'").fetchall():
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> str:
+    """A fresh schema per test in the PostgreSQL test database."""
+    return f"{pg_base_url}?schema=t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_location(request, tmp_path) -> str:
+    if request.param == "memory":
+        return "memory"
+    if request.param == "sqlite":
+        return str(tmp_path / "data")
+    return request.getfixturevalue("pg_url")

@@ -1,0 +1,125 @@
+"""`Timeline`: the Python entry point — open a store, ingest and record events, read them as of any time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from .events import Event, parse_event
+from .ingest import file_reader, prepare_objects
+from .store.eventstore import AppendReport, EventStore, latest_clinical_date, us_to_datetime
+from .store.facts import Fact, LogRecord
+
+
+@dataclass(frozen=True)
+class VisibleEvent:
+    """An event as visible in a read: the fact's current content and when that content was recorded."""
+
+    event: Event
+    recorded_at: datetime  # when the visible version was recorded
+    first_recorded_at: datetime  # when the fact was first recorded
+    corrected: bool
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event.event_id)
+
+
+def _as_utc(moment: datetime | str | None) -> datetime | None:
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _as_date(d: date | str | None) -> date | None:
+    if d is None or isinstance(d, date):
+        return d
+    return date.fromisoformat(d)
+
+
+class Timeline:
+    """The engine over one event store.
+
+    >>> tl = Timeline.open("memory")
+    >>> tl.record({"type": "patient_registered", "patient_id": "P1", "occurred_on": "2020-01-01",
+    ...            "birth_date": "2012-05-01", "sex": "female"}).new
+    1
+    """
+
+    def __init__(self, store: EventStore):
+        self.store = store
+
+    @classmethod
+    def open(cls, location: str | os.PathLike[str] | None = None) -> Timeline:
+        """Open a store: a data folder (default `./timeline-data` or `$TIMELINE_STORE`), a
+        `postgresql://…` URL, or `memory`."""
+        return cls(EventStore.open(location))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Timeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _latest(self) -> date:
+        return latest_clinical_date(us_to_datetime(self.store.now_us()))
+
+    # -- writing -------------------------------------------------------------------------------------
+    def ingest(self, rows: Iterable[dict[str, Any] | Event], what: str = "rows") -> AppendReport:
+        """Validate and append public-format dicts (or event models), all or nothing.
+
+        Raises `RejectedError` listing every problem (row number, field, value, rule) if any row is
+        invalid; then nothing is stored.
+        """
+        items = list(rows)
+        latest = self._latest()
+        return self.store.append(lambda: prepare_objects(enumerate(items, start=1), latest), what)
+
+    def ingest_file(self, path: str | os.PathLike[str],
+                    on_batch: Callable[[AppendReport], None] | None = None) -> AppendReport:
+        """Ingest one JSON Lines or CSV file, all or nothing (see `ingest`)."""
+        p = Path(path)
+        return self.store.append(file_reader(p, self._latest()), str(p), on_batch)
+
+    def record(self, event: dict[str, Any] | Event) -> AppendReport:
+        """Validate and append one event."""
+        return self.ingest([event], what="event")
+
+    # -- reading -------------------------------------------------------------------------------------
+    def facts(self, patient: str | None = None, known_at: datetime | str | None = None) -> list[Fact]:
+        """Every fact (original event and its amendments), as known at `known_at`, retracted ones included."""
+        return list(self.store.ledger(patient, _as_utc(known_at)).facts.values())
+
+    def events(self, patient: str | None = None, as_of: date | str | None = None,
+               known_at: datetime | str | None = None) -> list[VisibleEvent]:
+        """The visible events, in clinical order.
+
+        Visible: occurred on or before `as_of` (clinical date; None = no limit), recorded at or before
+        `known_at` (UTC; None = now), with the corrections and retractions recorded by then applied.
+        """
+        as_of_d = _as_date(as_of)
+        out = []
+        for fact in self.facts(patient, known_at):
+            if not fact.visible or (as_of_d is not None and fact.occurred_on > as_of_d):
+                continue
+            out.append(VisibleEvent(parse_event(fact.content), fact.latest.recorded_at,
+                                    fact.original.recorded_at, bool(fact.corrections)))
+        out.sort(key=lambda v: (v.event.patient_id, v.event.occurred_on, v.first_recorded_at))
+        return out
+
+    def patients(self) -> list[str]:
+        return self.store.patient_ids()
+
+
+__all__ = ["Timeline", "VisibleEvent", "LogRecord"]

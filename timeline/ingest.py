@@ -1,0 +1,230 @@
+"""Ingest: read JSON Lines and CSV event files, validate every line, prepare events for the store.
+
+Validation happens at the edge (pydantic), every problem of a file is reported at once (line, field,
+value, rule), and a file is stored all-or-nothing (`EventStore.append` runs it in one transaction).
+Large files are parsed in a worker process while the main process writes, so both cores work.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .events import EVENT_ADAPTER, EVENT_TYPES, Event, list_fields, problems_from
+from .events import Problem as FieldProblem
+from .store.eventstore import Prepared, Problem
+
+# Namespace of content-derived event ids: uuid5(EVENT_ID_NAMESPACE, canonical JSON without event_id).
+from .events import EVENT_ID_NAMESPACE
+
+CHUNK_LINES = 5_000
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, a worker process costs more than it saves
+_NS = EVENT_ID_NAMESPACE.bytes
+
+
+def canonical_json(event: Event) -> bytes:
+    """The event's canonical public JSON without event_id (model field order, absent optionals omitted)."""
+    return EVENT_ADAPTER.dump_json(event, exclude_none=True, exclude={"event_id"})
+
+
+def content_digest(content: bytes) -> bytes:
+    """The uuid5 (RFC 4122) of the canonical content, as 16 bytes: the derived event id."""
+    h = bytearray(hashlib.sha1(_NS + content).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    return bytes(h)
+
+
+def prepare(event: Event, line: int | None, latest: date) -> Prepared | Problem:
+    """A validated event → what the store appends: canonical JSON, id, digest; or the future-date problem."""
+    if event.occurred_on > latest:
+        return Problem(line, "occurred_on", event.occurred_on.isoformat(),
+                       f"is in the future of its recording (latest admissible date {latest.isoformat()})")
+    content = canonical_json(event)
+    digest = content_digest(content)
+    eid = event.event_id.bytes if event.event_id is not None else digest
+    body = content[:-1] + b',"event_id":"' + str(uuid.UUID(bytes=eid)).encode() + b'"}'
+    target = getattr(event, "corrects", None) or getattr(event, "retracts", None)
+    return Prepared(event.patient_id, eid, digest, event.type, event.occurred_on, body,
+                    target.bytes if target is not None else None, line)
+
+
+def _problems(exc: ValidationError, line: int | None) -> list[Problem]:
+    return [Problem(line, p.field, p.value, p.rule) for p in problems_from(exc)]
+
+
+def prepare_json_lines(lines: Iterable[tuple[int, bytes]], latest: date) -> list[Prepared | Problem]:
+    out: list[Prepared | Problem] = []
+    validate = EVENT_ADAPTER.validate_json
+    for n, raw in lines:
+        try:
+            ev = validate(raw)
+        except ValidationError as e:
+            if not _is_json_object(raw):
+                out.append(Problem(n, "(line)", raw[:80].decode(errors="replace"), "is not a JSON object"))
+            else:
+                out.extend(_problems(e, n))
+            continue
+        out.append(prepare(ev, n, latest))
+    return out
+
+
+def _is_json_object(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
+
+
+def prepare_objects(rows: Iterable[tuple[int | None, Any]], latest: date) -> Iterator[Prepared | Problem]:
+    """Dicts (public JSON) or event models → prepared events or problems."""
+    validate = EVENT_ADAPTER.validate_python
+    for n, row in rows:
+        if isinstance(row, dict):
+            try:
+                ev = validate(row)
+            except ValidationError as e:
+                yield from _problems(e, n)
+                continue
+        else:
+            ev = row
+        yield prepare(ev, n, latest)
+
+
+# -- files -----------------------------------------------------------------------------------------------
+def _json_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            raw = raw.strip()
+            if raw:
+                yield n, raw
+
+
+def _chunks(it: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    for item in it:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _prepare_chunk(args: tuple[list[tuple[int, bytes]], date]) -> list[Prepared | Problem]:
+    return prepare_json_lines(*args)
+
+
+def read_json_lines(path: Path, latest: date, parallel: bool | None = None) -> Iterator[Prepared | Problem]:
+    """Prepared events of a JSON Lines file, parsed in a worker process when the file is large."""
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
+    chunks = _chunks(_json_lines(path), CHUNK_LINES)
+    if not parallel:
+        for chunk in chunks:
+            yield from prepare_json_lines(chunk, latest)
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        for prepared in pool.imap(_prepare_chunk, ((c, latest) for c in chunks), chunksize=1):
+            yield from prepared
+
+
+CSV_MULTI = "|"
+
+
+def csv_row_to_json(row: dict[str, str | None]) -> dict[str, Any] | list[FieldProblem]:
+    """One CSV row → public JSON: empty cell = absent, list fields split on `|`, JSON-typed cells parsed.
+
+    Numbers and booleans are written as text in CSV; they are read as JSON scalars where they parse as
+    such, so the model's own rules (types, ranges) decide, with the same messages as for JSON Lines.
+    """
+    out: dict[str, Any] = {}
+    type_name = (row.get("type") or "").strip()
+    lists = list_fields(type_name) if type_name in EVENT_TYPES else set()
+    for key, cell in row.items():
+        if key is None:
+            return [FieldProblem("(row)", cell, "has more cells than the header has columns")]
+        if cell is None or cell.strip() == "":
+            continue
+        cell = cell.strip()
+        if key in lists:
+            out[key] = [part.strip() for part in cell.split(CSV_MULTI) if part.strip()]
+        elif key == "replacement":
+            try:
+                out[key] = json.loads(cell)
+            except ValueError:
+                return [FieldProblem("replacement", cell, "must be a JSON object (the corrected event)")]
+        elif key in ("type", "patient_id", "occurred_on", "event_id", "source", "recorded_by", "note"):
+            out[key] = cell
+        else:
+            out[key] = _scalar(cell)
+    return out
+
+
+def _scalar(cell: str) -> Any:
+    low = cell.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        v = json.loads(cell)
+    except ValueError:
+        return cell
+    return v if isinstance(v, int | float) else cell
+
+
+def read_csv(path: Path, latest: date) -> Iterator[Prepared | Problem]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "type" not in reader.fieldnames:
+            yield Problem(1, "(header)", reader.fieldnames, "a CSV event file needs a header row with at least `type`")
+            return
+        for row in reader:
+            n = reader.line_num
+            obj = csv_row_to_json(row)
+            if isinstance(obj, list):
+                yield from (Problem(n, p.field, p.value, p.rule) for p in obj)
+                continue
+            yield from prepare_objects([(n, obj)], latest)
+
+
+def file_format(path: Path) -> str:
+    suffix = "".join(path.suffixes[-1:]).lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    raise ValueError(f"{path}: unknown file type {suffix!r}; expected .jsonl/.ndjson (JSON Lines) or .csv")
+
+
+def file_reader(path: Path, latest: date) -> Callable[[], Iterator[Prepared | Problem]]:
+    """A replayable source of prepared events for one file (replayed if the append must be retried)."""
+    fmt = file_format(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if fmt == "jsonl":
+        return lambda: read_json_lines(path, latest)
+    return lambda: read_csv(path, latest)
+
+
+def count_lines(path: Path) -> int:
+    """Fast line count (for the progress total)."""
+    n = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return n
+
+
+__all__ = ["prepare", "read_json_lines", "read_csv", "file_reader", "csv_row_to_json", "content_digest", "io"]
