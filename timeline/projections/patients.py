@@ -1,0 +1,148 @@
+"""`patients` projection: one row per patient with registration, transplant and outcome facts.
+
+Rules (ENDPOINTS.md §Time, §Chimerism; clinical-definitions §0, §4):
+- A patient is anyone with a visible event. A fact recorded twice (registration, diagnosis, conditioning,
+  death): the latest one wins, by (occurred_on, recorded_at, event_id).
+- `hsct_on` = day 0 of the index transplant (from `events.day`, rule in events.py); transplant facts
+  (donor, source, hla_match) come from its first infusion; `cd34_e6_per_kg` is the sum over the
+  infusions of the index transplant (a split graft's total dose).
+- The index transplant's episode runs from the previous transplant's day 0 (exclusive) to the next
+  one's (exclusive). Conditioning = latest `conditioning_started` of the episode on or before day 0;
+  GVHD prophylaxis = the distinct agents of all `gvhd_prophylaxis_started` of the episode (PTCy starts
+  after day 0), sorted, joined with '+'. Without a transplant: all of the patient's events.
+- `relapse_count_before_hsct` counts `relapse` events before day 0 (all of them without a transplant).
+- Last contact = latest occurred_on among the visible events (any event of a living patient shows they
+  were alive); for a dead patient the death date. `vital_status` 'dead' iff a `death` event is visible.
+- `full_donor_chimerism_day` = day of the first full-donor test after day 0 (any compartment);
+  `full_donor_chimerism_sustained` = every test on or after that day is full donor (same-day tests in
+  other compartments included, since order within a day is unknown); NULL without a full-donor test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TABLE = "patients"
+DEPENDS_ON: tuple[str, ...] = ("events", "chimerism")
+
+_LATEST = "ORDER BY occurred_on DESC, recorded_at DESC, event_id DESC"
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """No parameters of its own: day 0 is set by `index_transplant` (events), chimerism categories by
+    the chimerism thresholds."""
+
+
+def query(p: Parameters) -> str:
+    return f"""
+WITH ev AS (
+    SELECT * FROM events WHERE type NOT IN ('event_corrected', 'event_retracted')
+),
+ids AS (SELECT DISTINCT patient_id FROM ev),
+reg AS (
+    SELECT patient_id, payload->>'sex' AS sex, TRY_CAST(payload->>'birth_date' AS DATE) AS birth_date
+    FROM ev WHERE type = 'patient_registered'
+    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+),
+dx AS (
+    SELECT patient_id, payload->>'disease' AS disease, occurred_on AS diagnosis_on
+    FROM ev WHERE type = 'diagnosis'
+    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+),
+hsct AS (
+    SELECT patient_id, any_value(occurred_on - day) AS hsct_on
+    FROM ev WHERE day IS NOT NULL GROUP BY patient_id
+),
+inf AS (
+    SELECT *, coalesce(TRY_CAST(payload->>'transplant_number' AS INTEGER), 1) AS transplant_number
+    FROM ev WHERE type = 'stem_cell_infusion' AND day IS NOT NULL
+),
+tx AS (SELECT patient_id, transplant_number, min(day) AS first_day FROM inf GROUP BY ALL),
+idx AS (SELECT patient_id, min(transplant_number) AS transplant_number FROM tx WHERE first_day = 0 GROUP BY ALL),
+episode AS (
+    SELECT i.patient_id, i.transplant_number,
+           max(t.first_day) FILTER (WHERE t.first_day < 0) AS prev_day,
+           min(t.first_day) FILTER (WHERE t.first_day > 0) AS next_day
+    FROM idx i JOIN tx t USING (patient_id) GROUP BY ALL
+),
+graft AS (
+    SELECT patient_id, payload->>'donor' AS donor, payload->>'source' AS source,
+           payload->>'hla_match' AS hla_match
+    FROM inf JOIN idx USING (patient_id, transplant_number)
+    QUALIFY row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on, recorded_at, event_id) = 1
+),
+dose AS (
+    SELECT patient_id, sum(TRY_CAST(payload->>'cd34_e6_per_kg' AS DOUBLE)) AS cd34_e6_per_kg
+    FROM inf JOIN idx USING (patient_id, transplant_number) GROUP BY patient_id
+),
+in_episode AS (
+    SELECT e.* FROM ev e LEFT JOIN episode w USING (patient_id)
+    WHERE e.day IS NULL
+       OR ((w.prev_day IS NULL OR e.day > w.prev_day) AND (w.next_day IS NULL OR e.day < w.next_day))
+),
+cond AS (
+    SELECT patient_id, payload->>'intensity' AS conditioning_intensity,
+           payload->>'regimen' AS conditioning_regimen,
+           TRY_CAST(payload->>'tbi_gy' AS DOUBLE) AS tbi_gy,
+           payload->>'serotherapy' AS serotherapy
+    FROM in_episode WHERE type = 'conditioning_started' AND (day IS NULL OR day <= 0)
+    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+),
+proph AS (
+    SELECT patient_id,
+           array_to_string(list_sort(list_distinct(flatten(list(
+               coalesce(TRY_CAST(payload->'agents' AS VARCHAR[]), []))))), '+') AS gvhd_prophylaxis
+    FROM in_episode WHERE type = 'gvhd_prophylaxis_started' GROUP BY patient_id
+),
+relapses AS (
+    SELECT patient_id, count(*) AS relapse_count_before_hsct
+    FROM ev WHERE type = 'relapse' AND (day IS NULL OR day < 0) GROUP BY patient_id
+),
+death AS (
+    SELECT patient_id, occurred_on AS death_on, payload->>'cause' AS death_cause
+    FROM ev WHERE type = 'death'
+    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+),
+seen AS (SELECT patient_id, max(occurred_on) AS last_event_on FROM ev GROUP BY patient_id),
+fdc AS (
+    SELECT patient_id, min(day) AS full_donor_chimerism_day
+    FROM chimerism WHERE category = 'full_donor' AND day > 0 GROUP BY patient_id
+),
+fdc_sustained AS (
+    SELECT c.patient_id, bool_and(c.category = 'full_donor') AS full_donor_chimerism_sustained
+    FROM chimerism c JOIN fdc f ON c.patient_id = f.patient_id AND c.day >= f.full_donor_chimerism_day
+    GROUP BY c.patient_id
+)
+SELECT ids.patient_id,
+       reg.sex, reg.birth_date,
+       dx.disease,
+       hsct.hsct_on,
+       CAST(hsct.hsct_on - reg.birth_date AS DOUBLE) / 365.25 AS age_at_hsct_years,
+       graft.donor, graft.source,
+       dose.cd34_e6_per_kg,
+       cond.conditioning_intensity,
+       coalesce(death.death_on, seen.last_event_on) AS last_contact_on,
+       CASE WHEN death.death_on IS NULL THEN 'alive' ELSE 'dead' END AS vital_status,
+       death.death_on, death.death_cause,
+       fdc.full_donor_chimerism_day,
+       fdc_sustained.full_donor_chimerism_sustained,
+       graft.hla_match,
+       cond.conditioning_regimen, cond.tbi_gy, cond.serotherapy,
+       proph.gvhd_prophylaxis,
+       coalesce(relapses.relapse_count_before_hsct, 0) AS relapse_count_before_hsct,
+       dx.diagnosis_on
+FROM ids
+LEFT JOIN reg USING (patient_id)
+LEFT JOIN dx USING (patient_id)
+LEFT JOIN hsct USING (patient_id)
+LEFT JOIN graft USING (patient_id)
+LEFT JOIN dose USING (patient_id)
+LEFT JOIN cond USING (patient_id)
+LEFT JOIN proph USING (patient_id)
+LEFT JOIN relapses USING (patient_id)
+LEFT JOIN death USING (patient_id)
+LEFT JOIN seen USING (patient_id)
+LEFT JOIN fdc USING (patient_id)
+LEFT JOIN fdc_sustained USING (patient_id)
+"""
