@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -120,6 +120,49 @@ class Timeline:
 
     def patients(self) -> list[str]:
         return self.store.patient_ids()
+
+    # -- projections ---------------------------------------------------------------------------------
+    def projector(self, params: Mapping[str, Any] | None = None):
+        from .projections import pipeline
+        from .projections.runner import Projector
+
+        return Projector(self.store, params=pipeline.parameters_from(params or {}))
+
+    def project(self, rebuild: bool = False, params: Mapping[str, Any] | None = None,
+                on_rows: Callable[[int], None] | None = None):
+        """Catch the DuckDB tables up with the store (or rebuild them); atomic."""
+        return self.projector(params).run(rebuild=rebuild, on_rows=on_rows)
+
+    def as_of(self, date: date | str | None = None, known_at: datetime | str | None = None,
+              params: Mapping[str, Any] | None = None, patients: Iterable[str] | None = None,
+              catch_up: bool = True):
+        """A read-only view in which every projection table holds the projection of the events visible
+        as of clinical `date` and as known at `known_at` (same rules as the materialised tables).
+
+        With `patients`, only those patients are replayed, straight from their streams (fast).
+        With neither date, known_at nor params, the materialised tables themselves (caught up first).
+        """
+        from .projections import pipeline
+        from .projections.replay import replay
+        from .queries.views import open_as_of, open_materialised, view_of
+
+        d, k = _as_date(date), _as_utc(known_at)
+        resolved = pipeline.parameters_from(params or {})
+        if patients is not None:
+            con = replay(self.store, list(patients), d, k, resolved)
+            return view_of(con, f"patients {', '.join(patients)} as of {d or 'today'}")
+        projector = self.projector(params)
+        if catch_up:
+            projector.run()
+        if d is None and k is None:
+            return open_materialised(projector.path)
+        return open_as_of(projector.path, d, k, resolved)
+
+    def sql(self, query: str, as_of: date | str | None = None, known_at: datetime | str | None = None,
+            params: Mapping[str, Any] | None = None):
+        """Run a read-only query on the projections (as of / known at, if given): a polars DataFrame."""
+        with self.as_of(as_of, known_at, params) as view:
+            return view.sql(query)
 
 
 __all__ = ["Timeline", "VisibleEvent", "LogRecord"]

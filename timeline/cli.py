@@ -76,7 +76,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"no events for patient {args.patient!r}"
               + (f" as known at {args.known_at}" if args.known_at else ""), file=sys.stderr)
         return 1
-    print(render(args.patient, facts, day_numbers([f for f in facts if f.visible]), known_at))
+    print(render(args.patient, facts, day_numbers(tl.store, args.patient, known_at), known_at))
     return 0
 
 
@@ -132,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"timeline: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; nothing partial was stored", file=sys.stderr)
         return 130

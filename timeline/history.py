@@ -26,7 +26,8 @@ class Line:
 def details(content: dict[str, Any]) -> str:
     parts = []
     for k, v in content.items():
-        if k in ENVELOPE:
+        # `stem_cell_infusion.source` is the graft (EVENTS.md), not the envelope's provenance
+        if k in ENVELOPE and not (k == "source" and content.get("type") == "stem_cell_infusion"):
             continue
         if isinstance(v, list):
             v = "|".join(map(str, v))

@@ -1,62 +1,41 @@
-"""Replay visible facts into DuckDB: the `visible_events` relation of docs/architecture.md, built from
-folded facts (one patient's history, or any in-memory list), so the same projection rules run on them."""
+"""Replay a few patients straight from their streams: the as-of of one patient, and the day numbers of
+`timeline history`, computed by the same rules and the same visibility as the materialised tables."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from ..store.facts import Fact
+from ..store.eventstore import EventStore
 from . import pipeline
-
-ENVELOPE = ("type", "patient_id", "occurred_on", "event_id")
-VISIBLE_SCHEMA = pa.schema([
-    ("event_id", pa.string()),
-    ("patient_id", pa.string()),
-    ("type", pa.string()),
-    ("occurred_on", pa.date32()),
-    ("recorded_at", pa.timestamp("us", tz="UTC")),
-    ("payload", pa.string()),
-])
+from .visible import build_visible, create_log, insert_log, raw_table
 
 
-def visible_table(facts: Iterable[Fact]) -> pa.Table:
-    """Arrow table with the columns of `visible_events` (payload as JSON text)."""
-    cols: dict[str, list] = {name: [] for name in VISIBLE_SCHEMA.names}
-    for f in facts:
-        if not f.visible:
-            continue
-        content = f.content
-        cols["event_id"].append(f.original.event_id)
-        cols["patient_id"].append(f.original.patient_id)
-        cols["type"].append(content["type"])
-        cols["occurred_on"].append(f.occurred_on)
-        cols["recorded_at"].append(f.latest.recorded_at)
-        cols["payload"].append(json.dumps({k: v for k, v in content.items() if k not in ENVELOPE},
-                                          separators=(",", ":")))
-    return pa.table(cols, schema=VISIBLE_SCHEMA)
+def load_patients(con: duckdb.DuckDBPyConnection, store: EventStore, patients: Iterable[str]) -> None:
+    """The streams of `patients` into table `log` (the stream version orders a patient's records)."""
+    create_log(con)
+    rows = []
+    for pid in patients:
+        rows.extend(replace(r, position=r.version) for r in store.recorder.read_stream(pid))
+    insert_log(con, raw_table(rows))
 
 
-def load_visible(con: duckdb.DuckDBPyConnection, facts: Iterable[Fact], name: str = "visible_events") -> None:
-    table = visible_table(facts)  # noqa: F841 - read by DuckDB's replacement scan
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT event_id, patient_id, type, occurred_on, "
-                f"recorded_at, payload::JSON AS payload FROM table")
-
-
-def project_facts(facts: Iterable[Fact], params=None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB holding every projection table of these facts."""
+def replay(store: EventStore, patients: Iterable[str], as_of: date | None = None,
+           known_at: datetime | None = None, params: Mapping[str, Any] | None = None,
+           tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the projection tables of these patients as of (as_of, known_at)."""
     con = duckdb.connect()
-    load_visible(con, facts)
-    pipeline.build(con, params=params)
+    load_patients(con, store, patients)
+    build_visible(con, as_of=as_of, known_at=known_at)
+    pipeline.build(con, params=params, tables=list(tables) if tables is not None else None)
     return con
 
 
-def day_numbers(facts: Iterable[Fact], params=None) -> dict[str, int | None]:
+def day_numbers(store: EventStore, patient: str, known_at: datetime | None = None) -> dict[str, int | None]:
     """event_id -> post-transplant day, by the `events` projection's rule (one definition of day 0)."""
-    con = duckdb.connect()
-    load_visible(con, facts)
-    rows = pipeline.build_rows(con, "events", params).select("event_id, day").fetchall()
-    return dict(rows)
+    con = replay(store, [patient], known_at=known_at, tables=["events"])
+    return dict(con.execute("SELECT event_id, day FROM events").fetchall())

@@ -1,0 +1,147 @@
+"""The projection runner: keeps a DuckDB file caught up with the event store.
+
+The DuckDB file holds the log as stored (`log`), the visible events (`visible_events`), every
+projection table, and `_tracking` (the last store position read and the parameters used). A catch-up
+reads only the rows after the tracking position, recomputes the patients they touch (every rule is per
+patient), and commits rows and position in one DuckDB transaction: a crash at any moment leaves the file
+as it was before the run or as it is after it, never in between. A rebuild recomputes everything from
+the store in one transaction. Changed parameters force a rebuild (the rows depend on them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..store.eventstore import EventStore
+from . import pipeline
+from .visible import RAW_SCHEMA, build_visible, create_log, insert_log
+
+log = logging.getLogger(__name__)
+
+PROJECTIONS_FILE = "projections.duckdb"
+PROJECTIONS_ENV = "TIMELINE_PROJECTIONS"
+READ_BATCH = 250_000
+
+
+@dataclass(frozen=True)
+class RunReport:
+    mode: str  # "rebuild" | "catch-up"
+    rows_read: int
+    patients: int
+    position: int
+
+
+def projections_path(store: EventStore) -> Path:
+    """Where the DuckDB file lives: `$TIMELINE_PROJECTIONS`, else beside the SQLite store, else
+    `./timeline-data/projections-<hash>.duckdb` for a PostgreSQL or in-memory store."""
+    env = os.environ.get(PROJECTIONS_ENV)
+    if env:
+        return Path(env)
+    if store.data_dir is not None:
+        return store.data_dir / PROJECTIONS_FILE
+    digest = hashlib.sha1(store.location.encode()).hexdigest()[:10]
+    return Path("timeline-data") / f"projections-{digest}.duckdb"
+
+
+def params_fingerprint(params: Mapping[str, Any]) -> str:
+    return json.dumps({k: asdict(v) for k, v in sorted(params.items())}, sort_keys=True, default=str)
+
+
+def _raw_batches(store: EventStore, after: int, on_rows: Callable[[int], None] | None):
+    read = 0
+    while True:
+        rows = store.recorder.read_raw(after, READ_BATCH)
+        if not rows:
+            return
+        pos, pid, typ, state = (list(c) for c in zip(*rows))
+        table = pa.table([pos, pid, typ, [s.decode() if isinstance(s, bytes | memoryview) else s for s in state]],
+                         schema=RAW_SCHEMA)
+        after = pos[-1]
+        read += len(rows)
+        if on_rows:
+            on_rows(read)
+        yield table
+
+
+class Projector:
+    """One catch-up process per DuckDB file (DuckDB admits one writer)."""
+
+    def __init__(self, store: EventStore, path: str | os.PathLike[str] | None = None,
+                 params: Mapping[str, Any] | None = None):
+        self.store = store
+        self.path = Path(path) if path is not None else projections_path(store)
+        self.params = dict(params) if params is not None else pipeline.parameters_from({})
+
+    def _tracking(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+        con.execute("CREATE TABLE IF NOT EXISTS _tracking (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, "
+                    "parameters VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        row = con.execute("SELECT position, parameters FROM _tracking WHERE id = 1").fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def run(self, rebuild: bool = False, on_rows: Callable[[int], None] | None = None) -> RunReport:
+        """Catch up (or rebuild) and commit atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fingerprint = params_fingerprint(self.params)
+        con = duckdb.connect(str(self.path))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            tracked = self._tracking(con)
+            if tracked is not None and tracked[1] != fingerprint and not rebuild:
+                log.warning("parameters changed since the last run: rebuilding every table")
+                rebuild = True
+            full = rebuild or tracked is None
+            report = self._rebuild(con, on_rows) if full else self._catch_up(con, tracked[0], on_rows)
+            con.execute("INSERT OR REPLACE INTO _tracking (id, position, parameters, updated_at) "
+                        "VALUES (1, ?, ?, now())", [report.position, fingerprint])
+            con.execute("COMMIT")
+            return report
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+    def _rebuild(self, con: duckdb.DuckDBPyConnection, on_rows) -> RunReport:
+        con.execute("DROP TABLE IF EXISTS log")
+        create_log(con)
+        position = 0
+        read = 0
+        for raw in _raw_batches(self.store, 0, on_rows):
+            insert_log(con, raw)
+            position = raw.column("position")[-1].as_py()
+            read += raw.num_rows
+        build_visible(con)
+        pipeline.build(con, params=self.params)
+        patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchone()[0]
+        return RunReport("rebuild", read, patients, position)
+
+    def _catch_up(self, con: duckdb.DuckDBPyConnection, after: int, on_rows) -> RunReport:
+        create_log(con)
+        con.execute("CREATE OR REPLACE TEMP TABLE _touched (patient_id VARCHAR)")
+        position, read = after, 0
+        for raw in _raw_batches(self.store, after, on_rows):
+            insert_log(con, raw)
+            con.register("_new_rows", raw)
+            con.execute("INSERT INTO _touched SELECT DISTINCT patient_id FROM _new_rows")
+            con.unregister("_new_rows")
+            position = raw.column("position")[-1].as_py()
+            read += raw.num_rows
+        if read == 0:
+            return RunReport("catch-up", 0, 0, after)
+        con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _touched")
+        build_visible(con, target="_visible_touched", patients="_touched_ids", temp=True)
+        con.execute("DELETE FROM visible_events WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
+        con.execute("INSERT INTO visible_events SELECT * FROM _visible_touched")
+        ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
+        pipeline.build(con, params=self.params, patients=ids)
+        return RunReport("catch-up", read, len(ids), position)

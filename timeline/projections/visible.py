@@ -1,0 +1,140 @@
+"""From stored rows to `visible_events`, in bulk (docs/architecture.md).
+
+The log is loaded into DuckDB as it is stored (one row per stored event, amendments included, JSON parsed
+by DuckDB, not by Python). `visible_events` for a clinical date D and a knowledge time K is then:
+the originals recorded by K, with the amendments recorded by K folded in, occurred on or before D.
+
+Amendments are few, so their fold is the one definition in `timeline.store.facts` (the same `Ledger` that
+validates them at ingest and renders `timeline history`), applied to the amendment rows only; its result
+(fact id → version in force, or retracted) is joined back in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import duckdb
+import pyarrow as pa
+
+from ..store.facts import AMENDMENTS, CORRECTED, Ledger, LogRecord
+from ..store.recorders import StoredRow
+
+RAW_SCHEMA = pa.schema([
+    ("position", pa.int64()),
+    ("patient_id", pa.string()),
+    ("type", pa.string()),
+    ("state", pa.string()),
+])
+
+LOG_COLUMNS = """
+    position BIGINT NOT NULL,
+    patient_id VARCHAR NOT NULL,
+    event_id VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    occurred_on DATE NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    target VARCHAR,
+    payload JSON NOT NULL
+"""
+
+
+def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
+    pos, pid, typ, state = [], [], [], []
+    for r in rows:
+        pos.append(r.position)
+        pid.append(r.patient_id)
+        typ.append(r.type)
+        state.append(r.state.decode())
+    return pa.table([pos, pid, typ, state], schema=RAW_SCHEMA)
+
+
+def create_log(con: duckdb.DuckDBPyConnection, name: str = "log") -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({LOG_COLUMNS})")
+
+
+def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | str, name: str = "log") -> None:
+    """Append raw stored rows (Arrow table, or the name of a relation with the RAW_SCHEMA columns)."""
+    source = raw if isinstance(raw, str) else "_raw_rows"
+    if not isinstance(raw, str):
+        con.register("_raw_rows", raw)
+    con.execute(f"""
+        INSERT INTO {name}
+        SELECT position, patient_id,
+               s->>'event_id',
+               type,
+               CAST(s->>'occurred_on' AS DATE),
+               CAST(s->>'recorded_at' AS TIMESTAMPTZ),
+               CASE type WHEN 'event_corrected' THEN s->>'corrects'
+                         WHEN 'event_retracted' THEN s->>'retracts' END,
+               s
+        FROM (SELECT position, patient_id, type, CAST(state AS JSON) AS s FROM {source})
+    """)
+    if not isinstance(raw, str):
+        con.unregister("_raw_rows")
+
+
+def fact_versions(amendments: list[tuple], known_at: datetime | None) -> pa.Table:
+    """Fold amendment rows (position, patient_id, event_id, type, target, recorded_at) into
+    fact id → (version event id in force or NULL, retracted)."""
+    ledger = Ledger()
+    amendment_ids = {a[2] for a in amendments}
+    for pos, pid, eid, typ, target, rec_at in sorted(amendments):
+        if known_at is not None and rec_at > known_at:
+            continue
+        if target not in ledger.by_id and target not in amendment_ids:  # an original: stub it
+            ledger.add(LogRecord(-1, pid, target, "original", date.min, rec_at, {}))
+        key = "corrects" if typ == CORRECTED else "retracts"
+        ledger.add(LogRecord(pos, pid, eid, typ, date.min, rec_at, {key: target}))
+    fid, version, retracted = [], [], []
+    for f in ledger.facts.values():
+        if f.corrections or f.retraction is not None or f.reverted:
+            fid.append(f.original.event_id)
+            version.append(f.corrections[-1].event_id if f.corrections else None)
+            retracted.append(f.retraction is not None)
+    return pa.table({"fact_id": pa.array(fid, pa.string()), "version_id": pa.array(version, pa.string()),
+                     "retracted": pa.array(retracted, pa.bool_())})
+
+
+def visible_sql(log: str, versions: str, as_of: date | None, known_at: datetime | None,
+                patients: str | None = None) -> str:
+    """SELECT of `visible_events` from a log relation and a fact-versions relation."""
+    k = f"AND o.recorded_at <= CAST('{known_at.isoformat()}' AS TIMESTAMPTZ)" if known_at else ""
+    d = f"WHERE occurred_on <= DATE '{as_of.isoformat()}'" if as_of else ""
+    pf = f"AND o.patient_id IN (SELECT patient_id FROM {patients})" if patients else ""
+    amend = ", ".join(f"'{t}'" for t in AMENDMENTS)
+    return f"""
+    SELECT * FROM (
+        SELECT o.event_id, o.patient_id,
+               coalesce(c.payload->'replacement'->>'type', o.type) AS type,
+               coalesce(CAST(c.payload->'replacement'->>'occurred_on' AS DATE), o.occurred_on) AS occurred_on,
+               coalesce(c.recorded_at, o.recorded_at) AS recorded_at,
+               coalesce(c.payload->'replacement', o.payload) AS payload
+        FROM {log} o
+        LEFT JOIN {versions} v ON v.fact_id = o.event_id
+        LEFT JOIN {log} c ON c.event_id = v.version_id
+        WHERE o.type NOT IN ({amend}) AND NOT coalesce(v.retracted, false) {k} {pf}
+    ) {d}"""
+
+
+def amendments_of(con: duckdb.DuckDBPyConnection, log: str = "log", patients: str | None = None) -> list[tuple]:
+    pf = f"AND patient_id IN (SELECT patient_id FROM {patients})" if patients else ""
+    amend = ", ".join(f"'{t}'" for t in AMENDMENTS)
+    return con.execute(
+        f"SELECT position, patient_id, event_id, type, target, recorded_at FROM {log} "
+        f"WHERE type IN ({amend}) {pf}").fetchall()
+
+
+def build_visible(con: duckdb.DuckDBPyConnection, *, log: str = "log", target: str = "visible_events",
+                  as_of: date | None = None, known_at: datetime | None = None,
+                  patients: str | None = None, temp: bool = False) -> None:
+    """(Re)create `target` as the visible events of `log` for (as_of, known_at), optionally for the
+    patients listed in relation `patients` only."""
+    versions = fact_versions(amendments_of(con, log, patients), known_at)  # noqa: F841 - scanned by DuckDB
+    con.register("_fact_versions", versions)
+    try:
+        kind = "TEMP TABLE" if temp else "TABLE"
+        con.execute(f"CREATE OR REPLACE {kind} {target} AS "
+                    f"{visible_sql(log, '_fact_versions', as_of, known_at, patients)}")
+    finally:
+        con.unregister("_fact_versions")
