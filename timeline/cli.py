@@ -26,9 +26,12 @@ class UsageError(Exception):
     pass
 
 
+STORE_HELP = f"data folder, postgresql:// URL or 'memory' (default ${STORE_ENV} or {DEFAULT_STORE})"
+
+
 def _store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default=None,
-                   help=f"data folder, postgresql:// URL or 'memory' (default ${STORE_ENV} or {DEFAULT_STORE})")
+    """`--store` after the command too; SUPPRESS keeps a sub-command from erasing the global value."""
+    p.add_argument("--store", default=argparse.SUPPRESS, help=STORE_HELP)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -89,16 +92,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="timeline", description="Event-sourced patient timelines for HSCT outcomes research.")
-    _store_arg(parser)
+    parser.add_argument("--store", default=None, help=STORE_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details (never event contents)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ingest", help="validate and store JSON Lines / CSV event files (all-or-nothing per file)")
     p.add_argument("files", nargs="+", metavar="FILE")
+    _store_arg(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("history", help="a patient's events in clinical order, with corrections and retractions")
     p.add_argument("patient")
+    _store_arg(p)
     p.add_argument("--known-at", metavar="TIMESTAMP", help="as the data stood at this moment (ISO 8601, UTC if no zone)")
     p.set_defaults(func=cmd_history)
 

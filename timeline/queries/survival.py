@@ -1,0 +1,49 @@
+"""Survival estimates of an endpoint, read from the projections (as of / known at, if asked).
+
+One place joins `endpoints` to the patient columns used for stratification; the estimators themselves
+are `KaplanMeier` and `AalenJohansen` (one small object each)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from .cumulative_incidence import AalenJohansen
+from .kaplan_meier import KaplanMeier
+from .views import ProjectionView
+
+
+def endpoint_frame(view: ProjectionView, endpoint: str, by: str | None = None) -> pl.DataFrame:
+    """One row per patient of `endpoint` (time_days, status), with the `patients` column `by` if given."""
+    known = view.sql("SELECT DISTINCT endpoint FROM endpoints ORDER BY 1")["endpoint"].to_list()
+    if endpoint not in known:
+        raise ValueError(f"unknown endpoint {endpoint!r}; endpoints: {', '.join(known) or '(none yet)'}")
+    cols = ""
+    if by is not None:
+        patient_cols = view.sql("SELECT * FROM patients LIMIT 0").columns
+        if by not in patient_cols or by == "patient_id":
+            raise ValueError(f"--by {by!r} is not a column of patients; columns: {', '.join(patient_cols[1:])}")
+        cols = f', p."{by}"'
+    return view.sql(
+        f"SELECT e.patient_id, e.time_days, e.status{cols} FROM endpoints e "
+        f"JOIN patients p USING (patient_id) WHERE e.endpoint = ? ORDER BY e.patient_id", [endpoint])
+
+
+def estimate_from(view: ProjectionView, kind: str, endpoint: str, by: str | None = None) -> pl.DataFrame:
+    df = endpoint_frame(view, endpoint, by)
+    if df.is_empty():
+        raise ValueError(f"no patient has an origin for endpoint {endpoint!r} in this view")
+    if kind == "km":
+        return KaplanMeier().fit(df, duration="time_days", event="status", by=by).table
+    if kind == "cif":
+        return AalenJohansen().fit(df, duration="time_days", status="status", by=by).table
+    raise ValueError(f"unknown estimator {kind!r} (km or cif)")
+
+
+def estimate(tl: Any, kind: str, endpoint: str, by: str | None = None, as_of: Any = None,
+             known_at: Any = None, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+    """`timeline km` / `timeline cif`: the estimate table of one endpoint."""
+    with tl.as_of(as_of, known_at, params) as view:
+        return estimate_from(view, kind, endpoint, by)
