@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
@@ -65,15 +65,17 @@ def parse_recorded_at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A validated event ready to append: its stream, identity, content digest and canonical JSON."""
+class Prepared(NamedTuple):
+    """A validated event ready to append: its stream, identity, content digest and canonical JSON.
+
+    A plain tuple underneath: parsed in a worker process, it crosses to the writer cheaply.
+    """
 
     patient_id: str
     event_id: bytes  # 16 bytes
     digest: bytes  # 16 bytes: content hash (the derived event_id when none is given)
     type: str
-    occurred_on: date
+    occurred_on: str  # ISO date
     body: bytes  # canonical public JSON, with event_id, without recorded_at
     target: bytes | None = None  # the event an amendment corrects or retracts
     line: int | None = None  # where it came from, for error messages
@@ -211,7 +213,7 @@ class _Appender:
             if p.patient_id not in amended:
                 continue
             data = json.loads(p.body)
-            rec = LogRecord(0, p.patient_id, data["event_id"], p.type, p.occurred_on, now, data)
+            rec = LogRecord(0, p.patient_id, data["event_id"], p.type, date.fromisoformat(p.occurred_on), now, data)
             ledger = self._ledger(p.patient_id)
             if p.target is not None:
                 owner = self.seen[p.target].patient_id if p.target in self.seen else owners.get(p.target)

@@ -1,0 +1,251 @@
+"""`complications` projection: one row per complication episode.
+
+Rules (ENDPOINTS.md "Complications"; clinical-definitions §5–8, §13–14):
+
+- `engraftment_syndrome`, `infection` (detail: category, organism, site), `toxicity` (detail: kind and
+  grade; `grade`), `graft_failure` (detail: kind): one row per event. A primary graft failure derived by
+  the `engraftment` projection (basis 'derived') adds a `graft_failure` row on the cut-off day.
+- Acute GVHD (grade from the payload: the vocabulary derives it from MAGIC stages, MAGIC/Harris 2016):
+  `agvhd` = first diagnosis of grade >= 1, `grade` = maximum grade reached; `agvhd_2_4` / `agvhd_3_4` =
+  first date a diagnosis of grade >= 2 / >= 3 is recorded.
+- `sr_agvhd` (Schoemans 2018, REACH-type windows): an acute `gvhd_response` with `steroid_refractory`
+  true; or, with an acute `gvhd_treatment_started` at steroid >= `sr_agvhd_steroid_mg_per_kg_day` on or
+  before it, an acute response `progression` >= `sr_agvhd_progression_days` or `no_response` >=
+  `sr_agvhd_no_response_days` after that start (response date - start date; the earliest qualifying
+  start). Onset = the first response establishing it; detail names the criterion that fired.
+- `cgvhd` = first chronic diagnosis (detail: maximum and initial NIH severity); `cgvhd_systemic` = first
+  chronic `gvhd_treatment_started` (onset = that treatment date).
+- Viral reactivation `<virus>_reactivation` (Ljungman CID 2017/2024, ECIL-6): a `viral_reactivation`
+  event, or a `viral_load` of that virus >= `viral_reactivation_iu_per_ml` at day >= 1 (below-detection
+  loads count as 0). A positive starts a new episode only if the loads below threshold since the
+  previous positive span >= `viral_episode_gap_days` (last below-threshold load - first one); episodes
+  are numbered in `episode` and in the detail.
+
+Columns: patient_id, complication, onset_on, day (onset_on - day 0, NULL without transplant), detail,
+grade (INTEGER, nullable), episode (INTEGER: 1, 2, ... per patient and complication).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from timeline.projections.pipeline import check_int, check_number, num
+
+TABLE = "complications"
+DEPENDS_ON: tuple[str, ...] = ("patients", "engraftment")
+
+_SR = "EBMT-NIH-CIBMTR Task Force (Schoemans, BMT 2018;53:1401); REACH-type trial windows; clinical-definitions §7"
+_VIRUS = "Ljungman et al. CID 2017;64:87 and 2024 update; ECIL-6/7; clinical-definitions §13–14"
+
+
+@dataclass(frozen=True)
+class Parameters:
+    sr_agvhd_steroid_mg_per_kg_day: float = field(
+        default=2.0,
+        metadata={"doc": "Minimum prednisone-equivalent steroid dose (mg/kg/day) of the acute GVHD treatment "
+                         "from which refractoriness windows are counted.",
+                  "source": _SR},
+    )
+    sr_agvhd_progression_days: int = field(
+        default=3,
+        metadata={"doc": "Acute GVHD progression this many days or more after steroid start = steroid-refractory.",
+                  "source": _SR + " (task force: 3-5 days)"},
+    )
+    sr_agvhd_no_response_days: int = field(
+        default=7,
+        metadata={"doc": "Acute GVHD no response this many days or more after steroid start = steroid-refractory.",
+                  "source": _SR + " (task force: 5-7 days; some trials 14)"},
+    )
+    viral_reactivation_iu_per_ml: float = field(
+        default=1000.0,
+        metadata={"doc": "Viral load (IU/mL, WHO standard) at or above which a load at day >= 1 is a reactivation.",
+                  "source": _VIRUS + " (no universal threshold; commonly 1,000-10,000 IU/mL)"},
+    )
+    viral_episode_gap_days: int = field(
+        default=28,
+        metadata={"doc": "Span (days) of loads below threshold needed between two positives for a new episode.",
+                  "source": _VIRUS + " (>= 4 weeks without detection; variant: 2 negatives ~1 week apart)"},
+    )
+
+    def __post_init__(self) -> None:
+        check_number("sr_agvhd_steroid_mg_per_kg_day", self.sr_agvhd_steroid_mg_per_kg_day, low=0)
+        check_number("viral_reactivation_iu_per_ml", self.viral_reactivation_iu_per_ml, low=0)
+        for name in ("sr_agvhd_progression_days", "sr_agvhd_no_response_days", "viral_episode_gap_days"):
+            check_int(name, getattr(self, name), low=0)
+
+
+def _agvhd_reached_sql(min_grade: int) -> str:
+    """First date with an acute diagnosis of grade >= `min_grade` (row `agvhd_<min_grade>_4`)."""
+    return f"""
+    SELECT patient_id, 'agvhd_{min_grade}_4' AS complication, occurred_on AS onset_on,
+           'grade ' || grade || ' (first grade >= {min_grade})' AS detail, grade
+    FROM (
+        SELECT patient_id, occurred_on, max(grade) AS grade,
+               row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on) AS rn
+        FROM agvhd_dx WHERE grade >= {min_grade}
+        GROUP BY patient_id, occurred_on
+    )
+    WHERE rn = 1"""
+
+
+def query(p: Parameters) -> str:
+    steroid = num(p.sr_agvhd_steroid_mg_per_kg_day)
+    steroid_text = f"{p.sr_agvhd_steroid_mg_per_kg_day:g}"
+    viral_thr = num(p.viral_reactivation_iu_per_ml)
+    return f"""
+WITH pt AS (
+    SELECT patient_id, hsct_on FROM patients WHERE patient_id IN (SELECT patient_id FROM visible_events)
+),
+ev AS (
+    SELECT v.patient_id, v.type, v.occurred_on, v.payload, pt.hsct_on
+    FROM visible_events v LEFT JOIN pt USING (patient_id)
+    WHERE v.type IN ('engraftment_syndrome', 'infection', 'toxicity', 'graft_failure', 'gvhd_diagnosed',
+                     'gvhd_treatment_started', 'gvhd_response', 'viral_reactivation', 'viral_load')
+),
+per_event AS (
+    SELECT patient_id, 'engraftment_syndrome' AS complication, occurred_on AS onset_on,
+           CAST(NULL AS VARCHAR) AS detail, CAST(NULL AS INTEGER) AS grade
+    FROM ev WHERE type = 'engraftment_syndrome'
+    UNION ALL
+    SELECT patient_id, 'infection', occurred_on,
+           (payload->>'category') || coalesce(': ' || (payload->>'organism'), '')
+               || coalesce(' (site ' || (payload->>'site') || ')', ''),
+           NULL
+    FROM ev WHERE type = 'infection'
+    UNION ALL
+    SELECT patient_id, 'toxicity', occurred_on,
+           (payload->>'kind') || ' grade ' || (payload->>'grade'), TRY_CAST(payload->>'grade' AS INTEGER)
+    FROM ev WHERE type = 'toxicity'
+    UNION ALL
+    SELECT patient_id, 'graft_failure', occurred_on, (payload->>'kind') || ' (as diagnosed)', NULL
+    FROM ev WHERE type = 'graft_failure'
+    UNION ALL
+    SELECT patient_id, 'graft_failure', graft_failure_on,
+           'primary (derived: no neutrophil engraftment by day +' || graft_failure_day || ')', NULL
+    FROM engraftment
+    WHERE graft_failure_basis = 'derived' AND patient_id IN (SELECT patient_id FROM pt)
+),
+agvhd_dx AS (
+    SELECT patient_id, occurred_on, TRY_CAST(payload->>'grade' AS INTEGER) AS grade
+    FROM ev
+    WHERE type = 'gvhd_diagnosed' AND payload->>'kind' = 'acute'
+      AND TRY_CAST(payload->>'grade' AS INTEGER) >= 1
+),
+agvhd AS (
+    SELECT patient_id, 'agvhd' AS complication, min(occurred_on) AS onset_on,
+           'max grade ' || max(grade) AS detail, max(grade) AS grade
+    FROM agvhd_dx GROUP BY patient_id
+    UNION ALL {_agvhd_reached_sql(2)}
+    UNION ALL {_agvhd_reached_sql(3)}
+),
+steroid_start AS (   -- earliest acute GVHD treatment at the qualifying steroid dose
+    SELECT patient_id, min(occurred_on) AS start_on
+    FROM ev
+    WHERE type = 'gvhd_treatment_started' AND payload->>'kind' = 'acute'
+      AND TRY_CAST(payload->>'steroid_mg_per_kg_day' AS DOUBLE) >= {steroid}
+    GROUP BY patient_id
+),
+acute_resp AS (
+    SELECT r.patient_id, r.occurred_on, r.payload->>'response' AS response,
+           coalesce(TRY_CAST(r.payload->>'steroid_refractory' AS BOOLEAN), false) AS judged_sr,
+           s.start_on, r.occurred_on - s.start_on AS days_on_steroid
+    FROM ev r LEFT JOIN steroid_start s USING (patient_id)
+    WHERE r.type = 'gvhd_response' AND r.payload->>'kind' = 'acute'
+),
+sr_criteria AS (
+    SELECT patient_id, occurred_on, 1 AS priority,
+           'steroid_refractory: judged by the clinician' AS detail
+    FROM acute_resp WHERE judged_sr
+    UNION ALL
+    SELECT patient_id, occurred_on, 2,
+           'progression: ' || days_on_steroid || ' days after steroid >= {steroid_text} mg/kg/day started ' || start_on
+    FROM acute_resp WHERE response = 'progression' AND days_on_steroid >= {int(p.sr_agvhd_progression_days)}
+    UNION ALL
+    SELECT patient_id, occurred_on, 3,
+           'no_response: ' || days_on_steroid || ' days after steroid >= {steroid_text} mg/kg/day started ' || start_on
+    FROM acute_resp WHERE response = 'no_response' AND days_on_steroid >= {int(p.sr_agvhd_no_response_days)}
+),
+sr_agvhd AS (
+    SELECT patient_id, 'sr_agvhd' AS complication, occurred_on AS onset_on, detail, CAST(NULL AS INTEGER) AS grade
+    FROM (SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on, priority) AS rn
+          FROM sr_criteria)
+    WHERE rn = 1
+),
+cgvhd_dx AS (
+    SELECT patient_id, occurred_on, coalesce(payload->>'severity', 'unknown') AS severity,
+           CASE payload->>'severity' WHEN 'mild' THEN 1 WHEN 'moderate' THEN 2 WHEN 'severe' THEN 3 ELSE 0 END
+               AS severity_rank
+    FROM ev WHERE type = 'gvhd_diagnosed' AND payload->>'kind' = 'chronic'
+),
+cgvhd AS (
+    SELECT patient_id, 'cgvhd' AS complication, min(occurred_on) AS onset_on,
+           'max severity ' || arg_max(severity, severity_rank)
+               || '; at diagnosis ' || arg_min(severity, (occurred_on, -severity_rank)) AS detail,
+           CAST(NULL AS INTEGER) AS grade
+    FROM cgvhd_dx GROUP BY patient_id
+    UNION ALL
+    SELECT patient_id, 'cgvhd_systemic', occurred_on,
+           'systemic treatment line ' || coalesce(payload->>'line', '?'), NULL
+    FROM (SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on) AS rn
+          FROM ev WHERE type = 'gvhd_treatment_started' AND payload->>'kind' = 'chronic')
+    WHERE rn = 1
+),
+viral_points AS (   -- per day and virus: positive if a diagnosed reactivation or a load >= threshold
+    SELECT patient_id, virus, on_, bool_or(positive) AS positive,
+           bool_or(diagnosed) AS diagnosed, max(iu) AS max_iu
+    FROM (
+        SELECT patient_id, payload->>'virus' AS virus, occurred_on AS on_, true AS positive,
+               true AS diagnosed, CAST(NULL AS DOUBLE) AS iu
+        FROM ev WHERE type = 'viral_reactivation'
+        UNION ALL
+        SELECT patient_id, virus, on_, iu >= {viral_thr}, false, iu
+        FROM (
+            SELECT patient_id, payload->>'virus' AS virus, occurred_on AS on_,
+                   CASE WHEN coalesce(TRY_CAST(payload->>'below_detection' AS BOOLEAN), false) THEN 0.0
+                        ELSE TRY_CAST(payload->>'iu_per_ml' AS DOUBLE) END AS iu
+            FROM ev WHERE type = 'viral_load' AND occurred_on > hsct_on
+        )
+        WHERE iu IS NOT NULL
+    )
+    GROUP BY patient_id, virus, on_
+),
+viral_seg AS (   -- segment k = k-th positive day and the below-threshold days after it
+    SELECT *, sum(CASE WHEN positive THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY patient_id, virus ORDER BY on_ ROWS UNBOUNDED PRECEDING) AS seg
+    FROM viral_points
+),
+viral_gaps AS (
+    SELECT patient_id, virus, seg,
+           max(on_) FILTER (WHERE NOT positive) - min(on_) FILTER (WHERE NOT positive) AS negative_span
+    FROM viral_seg GROUP BY patient_id, virus, seg
+),
+viral_pos AS (
+    SELECT s.patient_id, s.virus, s.on_, s.diagnosed, s.max_iu,
+           sum(CASE WHEN s.seg = 1 OR coalesce(g.negative_span >= {int(p.viral_episode_gap_days)}, false)
+                    THEN 1 ELSE 0 END)
+               OVER (PARTITION BY s.patient_id, s.virus ORDER BY s.on_ ROWS UNBOUNDED PRECEDING) AS episode
+    FROM viral_seg s
+    LEFT JOIN viral_gaps g ON g.patient_id = s.patient_id AND g.virus = s.virus AND g.seg = s.seg - 1
+    WHERE s.positive
+),
+viral AS (
+    SELECT patient_id, virus || '_reactivation' AS complication, min(on_) AS onset_on,
+           virus || ' episode ' || episode || ', onset by '
+               || CASE WHEN arg_min(diagnosed, on_) THEN 'diagnosed reactivation'
+                       ELSE 'viral load ' || format('{{:.10g}}', arg_min(max_iu, on_)) || ' IU/mL' END AS detail,
+           CAST(NULL AS INTEGER) AS grade
+    FROM viral_pos GROUP BY patient_id, virus, episode
+),
+all_rows AS (
+    SELECT * FROM per_event
+    UNION ALL SELECT * FROM agvhd
+    UNION ALL SELECT * FROM sr_agvhd
+    UNION ALL SELECT * FROM cgvhd
+    UNION ALL SELECT * FROM viral
+)
+SELECT a.patient_id, a.complication, a.onset_on, CAST(a.onset_on - pt.hsct_on AS INTEGER) AS day,
+       a.detail, CAST(a.grade AS INTEGER) AS grade,
+       CAST(row_number() OVER (PARTITION BY a.patient_id, a.complication ORDER BY a.onset_on, a.detail)
+            AS INTEGER) AS episode
+FROM all_rows a LEFT JOIN pt USING (patient_id)
+"""

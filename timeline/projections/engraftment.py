@@ -1,0 +1,258 @@
+"""`engraftment` projection: neutrophil and platelet engraftment and graft failure, one row per transplant.
+
+Rules (ENDPOINTS.md "Engraftment"; clinical-definitions §1–3, CIBMTR FIM "Initial ANC / platelet
+recovery", harmonized EBMT-ASTCT-CIBMTR-APBMT 2024):
+
+- One value per lineage per day (the lowest). Only values after day 0 count, and only after the
+  post-transplant nadir: the run starts after the first value below the threshold.
+- Neutrophil: first of `anc_run_length` consecutive values (on different days) each >= threshold; a value
+  below the threshold in between resets the run. Counts after day 0 that never fall below the threshold:
+  `neutrophil_status` = 'not_applicable' (CIBMTR "never neutropenic").
+- Platelet: the same, over *eligible* values only: value date - date of the last platelet `transfusion` on
+  or before it >= `platelet_transfusion_free_days` (CIBMTR worked example: transfused day 0, day 7
+  eligible). Ineligible values are skipped (they neither count nor reset); a platelet transfusion dated
+  after one eligible value of a run and up to the next resets the run. The nadir is found on all values
+  (CIBMTR example: the day-4 low is itself ineligible). `platelet_50_*` is the same rule at
+  `platelet_second_threshold_e9_per_l`.
+- A recorded `engraftment` event counts only when the patient has no count of that lineage after day 0
+  (basis 'recorded'); otherwise basis is 'counts' (also while not yet engrafted).
+- Graft failure: 'primary' if derived (neutrophil data exist, no neutrophil engraftment by day
+  `primary_graft_failure_day` (`..._cord` for cord blood), last contact on or after that day) or a
+  `graft_failure` event of kind primary not after neutrophil engraftment; else 'secondary' for a
+  `graft_failure` event after neutrophil engraftment or diagnosed as secondary.
+
+Gaps-and-islands: eligible values are numbered into islands by a running count of run breakers (a low
+value, or a platelet transfusion since the previous eligible value); an island with enough values at or
+above the threshold engrafts on its first such value. Values dated after a run is complete never change
+it, so an engraftment day does not move when later counts arrive.
+
+Columns: patient_id, hsct_on, neutrophil_on, neutrophil_day, neutrophil_basis, neutrophil_status,
+platelet_on, platelet_day, platelet_basis, platelet_status, platelet_50_on, platelet_50_day,
+graft_failure, graft_failure_on, graft_failure_day, graft_failure_basis ('derived'/'recorded').
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from timeline.projections.pipeline import check_int, check_number, num
+
+TABLE = "engraftment"
+DEPENDS_ON: tuple[str, ...] = ("patients",)
+
+_CIBMTR_ANC = "CIBMTR FIM 'Initial ANC recovery'; ASTCT 2021; clinical-definitions §1"
+_CIBMTR_PLT = "CIBMTR FIM 'Initial platelet recovery' and Form 2100; clinical-definitions §2"
+_GF = "harmonized EBMT/ASTCT/CIBMTR/APBMT 2024 (Sureda, BMT 2024;59:832); clinical-definitions §3"
+
+
+@dataclass(frozen=True)
+class Parameters:
+    anc_threshold_e9_per_l: float = field(
+        default=0.5,
+        metadata={"doc": "ANC (x10^9/L) a value must reach (>=) to count towards neutrophil engraftment.",
+                  "source": _CIBMTR_ANC + " (EBMT Handbook variant: > 0.5)"},
+    )
+    anc_run_length: int = field(
+        default=3,
+        metadata={"doc": "Number of consecutive ANC values on different days at or above the threshold.",
+                  "source": _CIBMTR_ANC + " (Spitzer variant: 2)"},
+    )
+    platelet_threshold_e9_per_l: float = field(
+        default=20.0,
+        metadata={"doc": "Platelets (x10^9/L) for platelet engraftment (columns platelet_on/platelet_day).",
+                  "source": _CIBMTR_PLT},
+    )
+    platelet_second_threshold_e9_per_l: float = field(
+        default=50.0,
+        metadata={"doc": "Platelets (x10^9/L) for the second milestone (columns platelet_50_on/_day).",
+                  "source": _CIBMTR_PLT + " (Form 2100 collects >= 20 and >= 50)"},
+    )
+    platelet_run_length: int = field(
+        default=3,
+        metadata={"doc": "Number of consecutive eligible platelet values on different days at or above the threshold.",
+                  "source": _CIBMTR_PLT},
+    )
+    platelet_transfusion_free_days: int = field(
+        default=7,
+        metadata={"doc": "A platelet value is eligible only if value date - last platelet transfusion date >= this.",
+                  "source": _CIBMTR_PLT + " (worked example: transfused day 0, day 7 eligible)"},
+    )
+    primary_graft_failure_day: int = field(
+        default=30,
+        metadata={"doc": "Primary graft failure if no neutrophil engraftment by this day (bone marrow, peripheral blood).",
+                  "source": _GF + " (EBMT Handbook variant: 28)"},
+    )
+    primary_graft_failure_day_cord: int = field(
+        default=42,
+        metadata={"doc": "Primary graft failure if no neutrophil engraftment by this day (cord blood).",
+                  "source": _GF},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("anc_threshold_e9_per_l", "platelet_threshold_e9_per_l", "platelet_second_threshold_e9_per_l"):
+            check_number(name, getattr(self, name), low=0)
+        check_int("anc_run_length", self.anc_run_length, low=1)
+        check_int("platelet_run_length", self.platelet_run_length, low=1)
+        for name in ("platelet_transfusion_free_days", "primary_graft_failure_day", "primary_graft_failure_day_cord"):
+            check_int(name, getattr(self, name), low=0)
+
+
+def _run_start_sql(values: str, threshold: float, run_length: int, out: str) -> str:
+    """First day of the first run of `run_length` values >= `threshold` in relation `values`.
+
+    `values(patient_id, on_, v, eligible, breaks)`: one row per day with a count after day 0; `eligible`
+    says whether the value may count; `breaks` is true when something other than a low value (a
+    transfusion) resets the run before this value. Returns `patient_id, <out>`.
+    """
+    t = num(threshold)
+    return f"""
+    SELECT patient_id, min(run_on) AS {out}
+    FROM (
+        SELECT patient_id, island, min(on_) FILTER (WHERE v >= {t}) AS run_on,
+               count(*) FILTER (WHERE v >= {t}) AS n_high
+        FROM (
+            SELECT patient_id, on_, v,
+                   sum(CASE WHEN v < {t} OR breaks THEN 1 ELSE 0 END)
+                       OVER (PARTITION BY patient_id ORDER BY on_ ROWS UNBOUNDED PRECEDING) AS island
+            FROM (
+                SELECT *, min(CASE WHEN v < {t} THEN on_ END) OVER (PARTITION BY patient_id) AS nadir_on
+                FROM {values}
+            )
+            WHERE on_ > nadir_on AND eligible
+        )
+        GROUP BY patient_id, island
+    )
+    WHERE n_high >= {int(run_length)}
+    GROUP BY patient_id"""
+
+
+def query(p: Parameters) -> str:
+    anc_thr = num(p.anc_threshold_e9_per_l)
+    plt_thr = num(p.platelet_threshold_e9_per_l)
+    free = int(p.platelet_transfusion_free_days)
+    return f"""
+WITH tx AS (
+    SELECT patient_id, hsct_on, last_contact_on, death_on,
+           CASE WHEN coalesce(source = 'cord_blood' OR donor = 'cord_blood', false)
+                THEN {int(p.primary_graft_failure_day_cord)} ELSE {int(p.primary_graft_failure_day)} END AS gf_day
+    FROM patients
+    WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM visible_events)
+),
+ev AS (
+    SELECT v.patient_id, v.type, v.occurred_on, v.payload, tx.hsct_on
+    FROM visible_events v JOIN tx USING (patient_id)
+    WHERE v.occurred_on > tx.hsct_on
+      AND v.type IN ('blood_count', 'engraftment', 'graft_failure')
+),
+counts AS (   -- one value per lineage per day: the lowest
+    SELECT patient_id, occurred_on AS on_,
+           min(TRY_CAST(payload->>'anc_e9_per_l' AS DOUBLE)) AS anc,
+           min(TRY_CAST(payload->>'platelets_e9_per_l' AS DOUBLE)) AS plt
+    FROM ev WHERE type = 'blood_count'
+    GROUP BY patient_id, occurred_on
+),
+anc AS (
+    SELECT patient_id, on_, anc AS v, true AS eligible, false AS breaks FROM counts WHERE anc IS NOT NULL
+),
+plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values)
+    SELECT DISTINCT patient_id, occurred_on AS tf_on FROM visible_events
+    WHERE type = 'transfusion' AND payload->>'product' = 'platelets'
+),
+plt_last_tf AS (
+    SELECT c.patient_id, c.on_, c.plt AS v, t.tf_on AS last_tf
+    FROM (SELECT patient_id, on_, plt FROM counts WHERE plt IS NOT NULL) c
+    ASOF LEFT JOIN plt_tf t ON c.patient_id = t.patient_id AND c.on_ >= t.tf_on
+),
+plt AS (   -- eligibility by the transfusion-free window; a transfusion since the previous eligible value resets
+    SELECT patient_id, on_, v, eligible,
+           coalesce(last_tf > lag(on_) OVER (PARTITION BY patient_id, eligible ORDER BY on_), false) AS breaks
+    FROM (SELECT *, (last_tf IS NULL OR on_ - last_tf >= {free}) AS eligible FROM plt_last_tf)
+),
+anc_eng AS ({_run_start_sql("anc", p.anc_threshold_e9_per_l, p.anc_run_length, "run_on")}),
+plt_eng AS ({_run_start_sql("plt", p.platelet_threshold_e9_per_l, p.platelet_run_length, "run_on")}),
+plt50_eng AS ({_run_start_sql("plt", p.platelet_second_threshold_e9_per_l, p.platelet_run_length, "run_on")}),
+lineage_info AS (
+    SELECT patient_id,
+           count(anc) > 0 AS has_anc, coalesce(bool_or(anc < {anc_thr}), false) AS anc_low,
+           count(plt) > 0 AS has_plt, coalesce(bool_or(plt < {plt_thr}), false) AS plt_low
+    FROM counts GROUP BY patient_id
+),
+recorded AS (
+    SELECT patient_id,
+           min(occurred_on) FILTER (WHERE payload->>'lineage' = 'neutrophil') AS rec_neutrophil_on,
+           min(occurred_on) FILTER (WHERE payload->>'lineage' = 'platelet') AS rec_platelet_on
+    FROM ev WHERE type = 'engraftment' GROUP BY patient_id
+),
+lineages AS (
+    SELECT tx.*,
+           coalesce(li.has_anc, false) AS has_anc, coalesce(li.anc_low, false) AS anc_low,
+           coalesce(li.has_plt, false) AS has_plt, coalesce(li.plt_low, false) AS plt_low,
+           CASE WHEN coalesce(li.has_anc, false) THEN a.run_on ELSE r.rec_neutrophil_on END AS neutrophil_on,
+           CASE WHEN coalesce(li.has_anc, false) THEN 'counts'
+                WHEN r.rec_neutrophil_on IS NOT NULL THEN 'recorded' END AS neutrophil_basis,
+           CASE WHEN coalesce(li.has_plt, false) THEN pe.run_on ELSE r.rec_platelet_on END AS platelet_on,
+           CASE WHEN coalesce(li.has_plt, false) THEN 'counts'
+                WHEN r.rec_platelet_on IS NOT NULL THEN 'recorded' END AS platelet_basis,
+           p50.run_on AS platelet_50_on
+    FROM tx
+    LEFT JOIN lineage_info li USING (patient_id)
+    LEFT JOIN recorded r USING (patient_id)
+    LEFT JOIN anc_eng a USING (patient_id)
+    LEFT JOIN plt_eng pe USING (patient_id)
+    LEFT JOIN plt50_eng p50 USING (patient_id)
+),
+derived_gf AS (   -- primary graft failure derived from neutrophil data
+    SELECT patient_id,
+           CASE WHEN neutrophil_basis IS NOT NULL
+                 AND NOT (has_anc AND NOT anc_low)                      -- never neutropenic: not applicable
+                 AND (neutrophil_on IS NULL OR neutrophil_on - hsct_on > gf_day)
+                 AND last_contact_on >= hsct_on + gf_day
+                 AND (death_on IS NULL OR death_on >= hsct_on + gf_day)
+                THEN CAST(hsct_on + gf_day AS DATE) END AS derived_primary_on
+    FROM lineages
+),
+gf_events AS (   -- as diagnosed; any graft failure after neutrophil engraftment is secondary
+    SELECT e.patient_id,
+           min(e.occurred_on) FILTER (WHERE eff_kind = 'primary') AS ev_primary_on,
+           min(e.occurred_on) FILTER (WHERE eff_kind = 'secondary') AS ev_secondary_on
+    FROM (
+        SELECT ev.patient_id, ev.occurred_on,
+               CASE WHEN l.neutrophil_on IS NOT NULL AND ev.occurred_on > l.neutrophil_on THEN 'secondary'
+                    ELSE ev.payload->>'kind' END AS eff_kind
+        FROM ev JOIN lineages l USING (patient_id)
+        WHERE ev.type = 'graft_failure'
+    ) e
+    GROUP BY e.patient_id
+),
+gf AS (
+    SELECT l.patient_id,
+           CASE WHEN d.derived_primary_on IS NOT NULL OR g.ev_primary_on IS NOT NULL THEN 'primary'
+                WHEN g.ev_secondary_on IS NOT NULL THEN 'secondary' END AS graft_failure,
+           CASE WHEN d.derived_primary_on IS NOT NULL OR g.ev_primary_on IS NOT NULL
+                THEN least(d.derived_primary_on, g.ev_primary_on)
+                ELSE g.ev_secondary_on END AS graft_failure_on,
+           CASE WHEN d.derived_primary_on IS NOT NULL
+                 AND (g.ev_primary_on IS NULL OR d.derived_primary_on < g.ev_primary_on) THEN 'derived'
+                WHEN g.ev_primary_on IS NOT NULL OR g.ev_secondary_on IS NOT NULL THEN 'recorded' END
+               AS graft_failure_basis
+    FROM lineages l
+    LEFT JOIN derived_gf d USING (patient_id)
+    LEFT JOIN gf_events g USING (patient_id)
+)
+SELECT l.patient_id, l.hsct_on,
+       l.neutrophil_on, CAST(l.neutrophil_on - l.hsct_on AS INTEGER) AS neutrophil_day,
+       l.neutrophil_basis,
+       CASE WHEN l.neutrophil_on IS NOT NULL THEN 'engrafted'
+            WHEN l.has_anc AND NOT l.anc_low THEN 'not_applicable'
+            ELSE 'not_yet' END AS neutrophil_status,
+       l.platelet_on, CAST(l.platelet_on - l.hsct_on AS INTEGER) AS platelet_day,
+       l.platelet_basis,
+       CASE WHEN l.platelet_on IS NOT NULL THEN 'engrafted'
+            WHEN l.has_plt AND NOT l.plt_low THEN 'not_applicable'
+            ELSE 'not_yet' END AS platelet_status,
+       l.platelet_50_on, CAST(l.platelet_50_on - l.hsct_on AS INTEGER) AS platelet_50_day,
+       gf.graft_failure, gf.graft_failure_on,
+       CAST(gf.graft_failure_on - l.hsct_on AS INTEGER) AS graft_failure_day,
+       gf.graft_failure_basis
+FROM lineages l JOIN gf USING (patient_id)
+"""
