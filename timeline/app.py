@@ -54,14 +54,17 @@ class Timeline:
     1
     """
 
-    def __init__(self, store: EventStore):
+    def __init__(self, store: EventStore, projections: str | os.PathLike[str] | None = None):
         self.store = store
+        self.projections_path = Path(projections) if projections is not None else None
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str] | None = None) -> Timeline:
+    def open(cls, location: str | os.PathLike[str] | None = None,
+             projections: str | os.PathLike[str] | None = None) -> Timeline:
         """Open a store: a data folder (default `./timeline-data` or `$TIMELINE_STORE`), a
-        `postgresql://…` URL, or `memory`."""
-        return cls(EventStore.open(location))
+        `postgresql://…` URL, or `memory`. `projections`: the DuckDB file (default: `projections.duckdb`
+        in the data folder, or `$TIMELINE_PROJECTIONS`)."""
+        return cls(EventStore.open(location), projections)
 
     def close(self) -> None:
         self.store.close()
@@ -126,7 +129,7 @@ class Timeline:
         from .projections import pipeline
         from .projections.runner import Projector
 
-        return Projector(self.store, params=pipeline.parameters_from(params or {}))
+        return Projector(self.store, self.projections_path, params=pipeline.parameters_from(params or {}))
 
     def project(self, rebuild: bool = False, params: Mapping[str, Any] | None = None,
                 on_rows: Callable[[int], None] | None = None):
