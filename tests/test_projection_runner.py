@@ -1,0 +1,165 @@
+"""The projection runner: catch-up = rebuild, tracking committed with the rows, crash safety with real
+processes killed mid-run, read-only SQL surface."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from timeline.app import Timeline
+from timeline.projections import pipeline
+from timeline.testing.cohort import iter_cohort
+
+TABLES = [m.TABLE for m in pipeline.modules().values()]
+
+
+def _tables(path: Path) -> dict[str, pl.DataFrame]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        for t in TABLES:
+            df = con.sql(f"SELECT * EXCLUDE (payload) FROM {t}" if t == "events" else f"SELECT * FROM {t}").pl()
+            out[t] = df.sort(df.columns, nulls_last=True)
+        return out
+    finally:
+        con.close()
+
+
+def _assert_same(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> None:
+    for t in TABLES:
+        assert a[t].equals(b[t]), f"table {t} differs"
+
+
+def _write(path: Path, events) -> None:
+    with open(path, "w") as f:
+        for e in events:
+            f.write(json.dumps(e) + "\n")
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """A synthetic cohort in two parts: 60 patients, then 40 more plus later facts."""
+    d = tmp_path_factory.mktemp("cohort")
+    events = list(iter_cohort(100, seed=7))
+    first = [e for e in events if int(e["patient_id"][-6:]) <= 60]
+    second = [e for e in events if int(e["patient_id"][-6:]) > 60]
+    _write(d / "part1.jsonl", first)
+    _write(d / "part2.jsonl", second)
+    return d
+
+
+def _cli(*args: str, store: Path, projections: Path) -> subprocess.Popen:
+    env = {**os.environ, "TIMELINE_PROJECTIONS": str(projections)}
+    return subprocess.Popen([sys.executable, "-m", "timeline", "--store", str(store), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run(*args: str, store: Path, projections: Path) -> str:
+    p = _cli(*args, store=store, projections=projections)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    return out
+
+
+def test_catch_up_equals_rebuild(tmp_path, cohort):
+    store, proj, ref = tmp_path / "store", tmp_path / "p.duckdb", tmp_path / "ref.duckdb"
+    tl = Timeline.open(store, projections=proj)
+    tl.ingest_file(cohort / "part1.jsonl")
+    first = tl.project()
+    assert first.mode == "rebuild" and first.rows_read > 0
+    tl.ingest_file(cohort / "part2.jsonl")
+    # a correction and a retraction touching patients of the first part
+    pid = "SYN-000003"
+    [count] = [f for f in tl.facts(pid) if f.original.type == "blood_count"][:1]
+    tl.record({"type": "event_retracted", "patient_id": pid, "occurred_on": "2026-01-05",
+               "retracts": count.original.event_id, "reason": "sample mislabelled"})
+    second = tl.project()
+    assert second.mode == "catch-up" and second.rows_read > 0
+    assert tl.project().rows_read == 0  # nothing new: nothing read
+    Timeline(tl.store, ref).project(rebuild=True)
+    _assert_same(_tables(proj), _tables(ref))
+
+
+def _consistent(path: Path) -> None:
+    """Whatever the moment of the crash: either no committed run at all, or tables and tracking agree."""
+    if not path.exists():
+        return
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "_tracking" not in names or not con.execute("SELECT count(*) FROM _tracking").fetchone()[0]:
+            return  # the first run never committed: nothing was published
+        pos = con.execute("SELECT position FROM _tracking").fetchone()[0]
+        assert con.execute("SELECT max(position) FROM log").fetchone()[0] == pos
+        assert set(TABLES) <= names
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_killed_rebuild_or_catch_up_recovers(tmp_path, cohort, delay):
+    store, proj, ref = tmp_path / "store", tmp_path / "p.duckdb", tmp_path / "ref.duckdb"
+    _run("ingest", str(cohort / "part1.jsonl"), store=store, projections=proj)
+    _run("project", store=store, projections=proj)
+    _run("ingest", str(cohort / "part2.jsonl"), store=store, projections=proj)
+    for args in (["project"], ["project", "--rebuild"]):
+        p = _cli(*args, store=store, projections=proj)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        _consistent(proj)
+    _run("project", store=store, projections=proj)
+    _run("project", "--rebuild", store=store, projections=ref)
+    _assert_same(_tables(proj), _tables(ref))
+
+
+def test_sql_surface_is_read_only(tmp_path, cohort):
+    store, proj = tmp_path / "store", tmp_path / "p.duckdb"
+    _run("ingest", str(cohort / "part1.jsonl"), store=store, projections=proj)
+    _run("project", store=store, projections=proj)
+    before = _tables(proj)
+    for statement in ("DELETE FROM patients", "DROP TABLE events", "CREATE TABLE x AS SELECT 1",
+                      "UPDATE patients SET sex = 'x'", "COPY patients TO '/tmp/leak.csv'",
+                      "ATTACH '/tmp/other.duckdb' AS o", "SELECT 1; DELETE FROM patients"):
+        p = _cli("sql", statement, store=store, projections=proj)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 1, (statement, out, err)
+        assert "read-only" in err, err
+    p = _cli("sql", "SELECT * FROM read_csv('/etc/passwd')", store=store, projections=proj)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "disabled" in err
+    _assert_same(before, _tables(proj))
+    out = _run("sql", "SELECT count(*) AS n FROM patients", "--format", "json", store=store, projections=proj)
+    assert json.loads(out) == [{"n": 60}]
+
+
+def test_sql_as_of_and_known_at(tmp_path, cohort):
+    tl = Timeline.open(tmp_path / "store", projections=tmp_path / "p.duckdb")
+    tl.ingest_file(cohort / "part1.jsonl")
+    lock = max(json.loads(r.state)["recorded_at"] for rows in tl.store.records() for r in rows)  # a data lock
+    tl.ingest_file(cohort / "part2.jsonl")
+    now = tl.sql("SELECT count(*) AS n FROM patients")["n"][0]
+    then = tl.sql("SELECT count(*) AS n FROM patients", known_at=lock)["n"][0]
+    assert (now, then) == (100, 60)
+    early = tl.sql("SELECT count(*) AS n FROM patients WHERE hsct_on IS NOT NULL", as_of="2015-01-01")["n"][0]
+    assert early < tl.sql("SELECT count(*) AS n FROM patients WHERE hsct_on IS NOT NULL")["n"][0]
+
+
+def test_parameter_override_changes_rows_and_forces_rebuild(tmp_path, cohort):
+    tl = Timeline.open(tmp_path / "store", projections=tmp_path / "p.duckdb")
+    tl.ingest_file(cohort / "part1.jsonl")
+    tl.project()
+    d20 = tl.sql("SELECT median(platelet_day) AS d FROM engraftment")["d"][0]
+    report = tl.project(params={"platelet_threshold_e9_per_l": "50"})
+    assert report.mode == "rebuild"
+    d50 = tl.sql("SELECT median(platelet_day) AS d FROM engraftment", params={"platelet_threshold_e9_per_l": 50})["d"][0]
+    assert d50 > d20
