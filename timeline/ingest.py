@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .events import EVENT_ADAPTER, EVENT_TYPES, Event, list_fields, problems_from
+from .events import EVENT_ADAPTER, EVENT_TYPES, Event, canonical_json, list_fields, parse_event_json, problems_from
 from .events import Problem as FieldProblem
 from .store.eventstore import Prepared, Problem
 from .store.facts import CORRECTED, RETRACTED
@@ -32,16 +32,11 @@ from .events import EVENT_ID_NAMESPACE
 CHUNK_LINES = 5_000
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, a worker process costs more than it saves
 _NS = EVENT_ID_NAMESPACE.bytes
-_NO_ID = {"event_id"}
-
-
-def canonical_json(event: Event) -> bytes:
-    """The event's canonical public JSON without event_id (model field order, absent optionals omitted)."""
-    return event.__pydantic_serializer__.to_json(event, exclude_none=True, exclude=_NO_ID)
 
 
 def content_digest(content: bytes) -> bytes:
-    """The uuid5 (RFC 4122) of the canonical content, as 16 bytes: the derived event id."""
+    """uuid5(EVENT_ID_NAMESPACE, canonical JSON) as 16 bytes: the derived event id, computed on bytes
+    (`timeline.events.content_event_id` is the same function on a model)."""
     h = bytearray(hashlib.sha1(_NS + content).digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50
     h[8] = (h[8] & 0x3F) | 0x80
@@ -75,7 +70,7 @@ def _problems(exc: ValidationError, line: int | None) -> list[Problem]:
 
 def prepare_json_lines(lines: Iterable[tuple[int, bytes]], latest: date) -> list[Prepared | Problem]:
     out: list[Prepared | Problem] = []
-    validate = EVENT_ADAPTER.validate_json
+    validate = parse_event_json  # strict JSON types: `true` is not a number
     for n, raw in lines:
         try:
             ev = validate(raw)

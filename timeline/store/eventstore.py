@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
+from ..events.envelope import EARLIEST_TIMEZONE
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
 from .recorders import (
     AppendTransaction,
@@ -38,8 +39,8 @@ STORE_ENV = "TIMELINE_STORE"
 SQLITE_FILE = "events.sqlite"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # No place on Earth is more than 14 hours ahead of UTC: a clinical date later than the UTC+14 date of the
-# recording moment has not happened anywhere yet.
-FURTHEST_TIMEZONE = timedelta(hours=14)
+# recording moment has not happened anywhere yet (the vocabulary checks dates against the same bound).
+FURTHEST_TIMEZONE = EARLIEST_TIMEZONE.utcoffset(None)
 BATCH = 10_000
 MAX_RETRIES = 5
 

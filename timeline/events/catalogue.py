@@ -1,0 +1,97 @@
+"""The catalogue of event types: the discriminated union, parsing, canonical JSON, ids, schema."""
+
+from __future__ import annotations
+
+from hashlib import sha1
+from typing import Annotated, Any, Union, get_args, get_origin
+from uuid import UUID
+
+from pydantic import Field, TypeAdapter
+from pydantic_core import to_json
+
+from timeline.events import corrections
+from timeline.events.corrections import REPLACEABLE_EVENTS
+from timeline.events.envelope import EventBase
+
+_ALL_EVENTS = (*REPLACEABLE_EVENTS, *corrections.EVENTS)
+
+#: Any event, discriminated on `type`: validation tries exactly one model.
+Event = Annotated[Union[_ALL_EVENTS], Field(discriminator="type")]  # type: ignore[valid-type]
+
+#: Type name → model class, in catalogue order (EVENTS.md).
+EVENT_TYPES: dict[str, type[EventBase]] = {cls.model_fields["type"].default: cls for cls in _ALL_EVENTS}
+
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+
+#: Namespace of content-derived event ids (uuid5). Never change it: ids already stored depend on it.
+EVENT_ID_NAMESPACE = UUID("6f1d3c2a-8b4e-5a7f-9c0d-2e4b6a8c1f35")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
+def parse_event(obj: dict[str, Any]) -> Event:
+    """Validate a dict (from CSV or code): numbers may be text, booleans "true"/"false", dates ISO text."""
+    return EVENT_ADAPTER.validate_python(obj)
+
+
+def parse_event_json(data: bytes | str) -> Event:
+    """Validate one JSON event (a JSON Lines line). The fast path: parsing and checks in Rust.
+
+    Strict JSON types: a number must be a JSON number, a boolean a JSON true/false.
+    """
+    return EVENT_ADAPTER.validate_json(data, strict=True)
+
+
+def to_json_dict(event: EventBase) -> dict[str, Any]:
+    """The canonical public JSON of an event: every field with a value, absent optionals omitted.
+
+    Defaults (transplant_number) and derived values (acute GVHD grade) are included.
+    """
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+def _keys_sorted(content: dict[str, Any]) -> dict[str, Any]:
+    # The only nested object of any event is a correction's replacement (flat itself).
+    if "replacement" in content:
+        content["replacement"] = dict(sorted(content["replacement"].items()))
+    return dict(sorted(content.items()))
+
+
+def canonical_json(event: EventBase) -> bytes:
+    """The bytes an event's id is derived from: its canonical JSON without event_id, keys sorted,
+    compact UTF-8, floats in shortest round-trip form (encoded by pydantic-core, in Rust)."""
+    content = event.model_dump(mode="json", exclude_none=True)
+    content.pop("event_id", None)
+    return to_json(_keys_sorted(content))
+
+
+def content_event_id(event: EventBase) -> UUID:
+    """The id derived from an event's content: uuid5(EVENT_ID_NAMESPACE, canonical_json(event)).
+
+    The same event imported twice gets the same id, so a re-import adds nothing; a given event_id
+    is ignored.
+    """
+    digest = sha1(_NAMESPACE_BYTES + canonical_json(event)).digest()  # what uuid5 does, on bytes
+    return UUID(bytes=digest[:16], version=5)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the public event format, generated from the models."""
+    schema = EVENT_ADAPTER.json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "timeline event", **schema}
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) is list:
+        return True
+    return any(_is_list(arg) for arg in get_args(annotation))
+
+
+_LIST_FIELDS = {
+    name: frozenset(field for field, info in cls.model_fields.items() if _is_list(info.annotation))
+    for name, cls in EVENT_TYPES.items()
+}
+
+
+def list_fields(type_name: str) -> set[str]:
+    """Fields of `type_name` that hold a list (a CSV cell splits them on `|`); empty if unknown type."""
+    return set(_LIST_FIELDS.get(type_name, ()))
