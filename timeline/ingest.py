@@ -29,7 +29,6 @@ from .store.facts import CORRECTED, RETRACTED
 # Namespace of content-derived event ids: uuid5(EVENT_ID_NAMESPACE, canonical JSON without event_id).
 from .events import EVENT_ID_NAMESPACE
 
-CHUNK_LINES = 5_000
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, a worker process costs more than it saves
 _NS = EVENT_ID_NAMESPACE.bytes
 
@@ -107,43 +106,51 @@ def prepare_objects(rows: Iterable[tuple[int | None, Any]], latest: date) -> Ite
 
 
 # -- files -----------------------------------------------------------------------------------------------
-def _json_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+CHUNK_BYTES = 2 << 20  # a worker's unit of work: ~10,000 lines
+
+
+def _blocks(path: Path) -> Iterator[tuple[bytes, int]]:
+    """The file as blocks of whole lines, with the number of each block's first line."""
+    line = 1
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, start=1):
-            raw = raw.strip()
-            if raw:
-                yield n, raw
+        while True:
+            block = f.read(CHUNK_BYTES)
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                block += f.readline()
+            yield block, line
+            line += block.count(b"\n")
 
 
-def _chunks(it: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
-    chunk: list[tuple[int, bytes]] = []
-    for item in it:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _block_lines(block: bytes, first: int) -> Iterator[tuple[int, bytes]]:
+    for n, raw in enumerate(block.split(b"\n"), start=first):
+        raw = raw.strip()
+        if raw:
+            yield n, raw
 
 
-def _prepare_chunk(args: tuple[list[tuple[int, bytes]], date]) -> list[tuple | Problem]:
+def _prepare_block(args: tuple[bytes, int, date]) -> list[tuple | Problem]:
+    block, first, latest = args
     # plain tuples cross the process boundary several times faster than named ones
-    return [tuple(p) if isinstance(p, Prepared) else p for p in prepare_json_lines(*args)]
+    return [tuple(p) if isinstance(p, Prepared) else p
+            for p in prepare_json_lines(_block_lines(block, first), latest)]
 
 
 def read_json_lines(path: Path, latest: date, parallel: bool | None = None) -> Iterator[Prepared | Problem]:
-    """Prepared events of a JSON Lines file, parsed in a worker process when the file is large."""
+    """Prepared events of a JSON Lines file; a large file is parsed by worker processes (one per core)
+    while this process writes, the blocks coming back in file order."""
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
-    chunks = _chunks(_json_lines(path), CHUNK_LINES)
     if not parallel:
-        for chunk in chunks:
-            yield from prepare_json_lines(chunk, latest)
+        for block, first in _blocks(path):
+            yield from prepare_json_lines(_block_lines(block, first), latest)
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1) as pool:
-        make = Prepared._make
-        for prepared in pool.imap(_prepare_chunk, ((c, latest) for c in chunks), chunksize=1):
+    make = Prepared._make
+    with ctx.Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
+        jobs = ((block, first, latest) for block, first in _blocks(path))
+        for prepared in pool.imap(_prepare_block, jobs, chunksize=1):
             for p in prepared:
                 yield p if isinstance(p, Problem) else make(p)
 

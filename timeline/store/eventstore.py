@@ -142,6 +142,8 @@ class _Appender:
     def __init__(self, tx: AppendTransaction, now_us: Callable[[], int]):
         self.tx = tx
         self.now_us = now_us
+        # ids of the current batch only: earlier batches of this transaction are found in the store's id
+        # index (the transaction reads its own writes), so memory stays flat whatever the input size
         self.seen: dict[bytes, Prepared] = {}
         self.ledgers: dict[str, Ledger] = {}
         self.report = AppendReport()
@@ -154,8 +156,11 @@ class _Appender:
         return led
 
     def append(self, batch: list[Prepared]) -> None:
+        """Check and insert one batch. After a problem, batches are still inserted (the transaction will
+        be rolled back) so that later lines are checked against everything before them."""
         rep = self.report
-        known = self.tx.known_ids([p.event_id for p in batch if p.event_id not in self.seen])
+        self.seen = {}
+        known = self.tx.known_ids([p.event_id for p in batch])
         fresh: list[Prepared] = []
         for p in batch:
             prior = self.seen.get(p.event_id)
@@ -184,24 +189,40 @@ class _Appender:
             self.seen[p.event_id] = p
             fresh.append(p)
         self._check_amendments(fresh)
-        if rep.problems or not fresh:
-            return  # keep validating the rest of the input, store nothing
+        if not fresh:
+            return
+        rows, ids, last_us = self._rows(fresh)
+        self.tx.insert(rows, ids, last_us)
+        rep.new += len(fresh)
+
+    def append_new(self, batch: list[Prepared]) -> bool:
+        """The common case in one pass: a batch of only new events and no amendments is inserted without
+        looking ids up first (the id index's primary key decides). False (nothing kept): use `append`."""
+        if any(p.target is not None for p in batch):
+            return False
+        rows, ids, last_us = self._rows(batch)
+        if not self.tx.insert_if_all_new(rows, ids, last_us):
+            return False
+        self.report.new += len(batch)
+        return True
+
+    def _rows(self, fresh: list[Prepared]) -> tuple[list[tuple], list[tuple], int]:
+        """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and id index rows."""
         versions = self.tx.next_versions(list(dict.fromkeys(p.patient_id for p in fresh)))
         base = max(self.now_us(), self.tx.last_us + 1)
         rows, ids = [], []
-        second, prefix = -1, ""
+        second, prefix = -1, b""
         for i, p in enumerate(fresh):
             us = base + i
             if us // 1_000_000 != second:
                 second = us // 1_000_000
-                prefix = us_to_datetime(second * 1_000_000).strftime("%Y-%m-%dT%H:%M:%S")
-            stamp = f',"recorded_at":"{prefix}.{us % 1_000_000:06d}Z"}}'.encode()
-            v = versions[p.patient_id]
-            versions[p.patient_id] = v + 1
-            rows.append((p.patient_id, v, p.type, p.body[:-1] + stamp))
-            ids.append((p.event_id, p.patient_id, v, p.digest))
-        self.tx.insert(rows, ids, base + len(fresh) - 1)
-        rep.new += len(fresh)
+                prefix = us_to_datetime(second * 1_000_000).strftime(',"recorded_at":"%Y-%m-%dT%H:%M:%S').encode()
+            pid = p.patient_id
+            v = versions[pid]
+            versions[pid] = v + 1
+            rows.append((pid, v, p.type, b"%b%b.%06dZ\"}" % (p.body[:-1], prefix, us % 1_000_000)))
+            ids.append((p.event_id, pid, v, p.digest))
+        return rows, ids, base + len(fresh) - 1
 
     def _check_amendments(self, fresh: list[Prepared]) -> None:
         amended = {p.patient_id for p in fresh if p.target is not None}
@@ -308,12 +329,14 @@ class EventStore:
                     continue
                 batch.append(item)
                 if len(batch) >= BATCH:
-                    app.append(batch)
+                    if app.report.problems or not app.append_new(batch):
+                        app.append(batch)
                     batch = []
                     if on_batch:
                         on_batch(app.report)
             if batch:
-                app.append(batch)
+                if app.report.problems or not app.append_new(batch):
+                    app.append(batch)
                 if on_batch:
                     on_batch(app.report)
             if app.report.problems:

@@ -55,6 +55,7 @@ class Dialect:
     blob: str  # byte-string column type
     lock_clock: str  # statement that takes the writers' lock and returns the clock
     ids_options: str = ""  # table options of the id index
+    counts_ignored_rows: bool = False  # executemany's rowcount excludes rows skipped by OR IGNORE
 
     def sql(self, text: str) -> str:
         return text.replace("?", self.ph)
@@ -67,6 +68,7 @@ SQLITE = Dialect(
     # busy timeout), so this no-op update serialises writers before anything is read.
     lock_clock="UPDATE {clock} SET last_us = last_us WHERE id = 1 RETURNING last_us",
     ids_options=" WITHOUT ROWID",
+    counts_ignored_rows=True,
 )
 POSTGRES = Dialect(
     ph="%s",
@@ -156,6 +158,25 @@ class AppendTransaction:
         )
         return [StoredRow(0, patient_id, v, t, bytes(s)) for v, t, s in self._rows()]
 
+    def insert_if_all_new(self, rows: Sequence[tuple[str, int, str, bytes]],
+                          ids: Sequence[tuple[bytes, str, int, bytes]], last_us: int) -> bool:
+        """Insert the batch only if none of its ids is stored yet (one pass, no lookups); else keep
+        nothing of it and return False. SQLite only (it reports the rows an executemany changed)."""
+        if not self.d.counts_ignored_rows:
+            return False
+        self.c.execute("SAVEPOINT timeline_batch")
+        self.c.executemany(
+            f"INSERT OR IGNORE INTO {self.n.ids} (event_id, patient_id, version, digest) VALUES (?, ?, ?, ?)",
+            ids,
+        )
+        if self.c.rowcount != len(ids):
+            self.c.execute("ROLLBACK TO timeline_batch")
+            self.c.execute("RELEASE timeline_batch")
+            return False
+        self._insert_rows(rows, last_us)
+        self.c.execute("RELEASE timeline_batch")
+        return True
+
     def insert(
         self,
         rows: Sequence[tuple[str, int, str, bytes]],
@@ -169,17 +190,20 @@ class AppendTransaction:
         """
         self.c.executemany(
             self.d.sql(
-                f"INSERT INTO {self.table} (originator_id, originator_version, topic, state) "
-                "VALUES (?, ?, ?, ?)"
-            ),
-            rows,
-        )
-        self.c.executemany(
-            self.d.sql(
                 f"INSERT INTO {self.n.ids} (event_id, patient_id, version, digest) "
                 "VALUES (?, ?, ?, ?)"
             ),
             ids,
+        )
+        self._insert_rows(rows, last_us)
+
+    def _insert_rows(self, rows: Sequence[tuple[str, int, str, bytes]], last_us: int) -> None:
+        self.c.executemany(
+            self.d.sql(
+                f"INSERT INTO {self.table} (originator_id, originator_version, topic, state) "
+                "VALUES (?, ?, ?, ?)"
+            ),
+            rows,
         )
         for pid, ver, _t, _s in rows:
             if ver >= self._versions.get(pid, 0):
@@ -276,6 +300,7 @@ class SQLiteTimelineRecorder(TimelineRecorderMixin, SQLiteApplicationRecorder):
         cursor = c.sqlite_cursor
         # A large page cache keeps the id index's random inserts in memory during bulk appends.
         cursor.execute("PRAGMA cache_size = -262144")  # KiB, i.e. 256 MiB, per writer connection
+        cursor.execute("PRAGMA temp_store = MEMORY")  # the batch savepoint's sub-journal
         return cursor
 
 

@@ -1,0 +1,253 @@
+"""Projection benchmark (issue 3): full build, 1% catch-up, cohort and one-patient as-of, against two
+references measured in the same run.
+
+    python benchmarks/projections.py [--patients 10000] [--repeat 3] [--peer-patients 500]
+
+Prints medians over the repeats:
+  - full build of every table from an empty DuckDB file (reading the whole store);
+  - catch-up after 1% more events (new patients and new facts of existing patients);
+  - cohort-wide as-of (every table, at a past date and a past knowledge time);
+  - as-of of one patient (every table);
+  - peak memory of this process;
+  - floor: DuckDB reading the same events once from the JSON Lines file (read_json + GROUP BY patient_id);
+  - peer: replaying patients one by one through the eventsourcing repository with a Python loop computing
+    the neutrophil engraftment day, on a sample, extrapolated to the cohort;
+and the targets: full build <= 3x floor and >= 10x faster than the peer; catch-up <= 10% of the full
+build; cohort as-of <= 2 s; one patient <= 50 ms; peak memory <= 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+
+from ingest import cohort_file  # noqa: E402
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def store_for(path: Path, patients: int, seed: int):
+    """A SQLite store holding the cohort (built once, reused while the event count matches)."""
+    from timeline.app import Timeline
+
+    folder = OUT / f"store-{patients}-seed{seed}"
+    expected = sum(1 for _ in open(path, "rb"))
+    if folder.exists():
+        tl = Timeline.open(folder)
+        if tl.store.max_position() == expected:
+            return tl
+        tl.close()
+        shutil.rmtree(folder)
+    tl = Timeline.open(folder)
+    t = time.perf_counter()
+    tl.ingest_file(path)
+    print(f"ingested {expected:,} events into {folder} in {time.perf_counter() - t:.1f} s")
+    return tl
+
+
+def extra_events(patients: int, seed: int, target: int) -> list[dict]:
+    """~1% more events: new patients (numbered after the cohort) and follow-ups of existing ones."""
+    from timeline.testing.cohort import generate_patient, patient_rng
+
+    out: list[dict] = []
+    i = patients
+    while len(out) < target * 0.8:
+        out.extend(generate_patient(patient_rng(seed, i), i))
+        i += 1
+    k = 0
+    while len(out) < target:
+        out.append({"type": "follow_up", "patient_id": f"SYN-{(k * 97) % patients + 1:06d}",
+                    "occurred_on": "2026-11-01", "disease_status": "not_assessed", "note": f"bench {k}"})
+        k += 1
+    return out
+
+
+def floor(path: Path, repeat: int) -> float:
+    def run():
+        con = duckdb.connect()
+        n = con.execute(f"SELECT count(*) FROM (SELECT patient_id, count(*) FROM read_json('{path}', "
+                        "format='newline_delimited') GROUP BY patient_id)").fetchone()[0]
+        con.close()
+        return n
+    return timed(run, repeat)[0]
+
+
+def peer(path: Path, sample: int, workdir: Path) -> float:
+    """Seconds per patient: replay through the eventsourcing repository + a Python engraftment loop."""
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate, event
+
+    class PatientTimeline(Aggregate):
+        def __init__(self, patient_id: str):
+            self.patient_id = patient_id
+            self.events: list[dict] = []
+
+        @event("Recorded")
+        def record(self, data: dict) -> None:
+            self.events.append(data)
+
+    db = workdir / "peer-replay.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
+    by_patient: dict[str, list[dict]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            e = json.loads(line)
+            if e["patient_id"] not in by_patient and len(by_patient) >= sample:
+                break
+            by_patient.setdefault(e["patient_id"], []).append(e)
+    ids = []
+    for pid, evs in by_patient.items():
+        agg = PatientTimeline(pid)
+        for e in evs:
+            agg.record(e)
+        app.save(agg)
+        ids.append(agg.id)
+
+    def neutrophil_day(events: list[dict]) -> int | None:
+        day0 = min((date.fromisoformat(e["occurred_on"]) for e in events if e["type"] == "stem_cell_infusion"),
+                   default=None)
+        if day0 is None:
+            return None
+        per_day: dict[date, float] = {}
+        for e in events:
+            if e["type"] == "blood_count" and "anc_e9_per_l" in e:
+                d = date.fromisoformat(e["occurred_on"])
+                if d > day0:
+                    per_day[d] = min(per_day.get(d, 1e9), e["anc_e9_per_l"])
+        nadir, run = False, []
+        for d in sorted(per_day):
+            v = per_day[d]
+            if v < 0.5:
+                nadir, run = True, []
+            elif nadir:
+                run.append(d)
+                if len(run) == 3:
+                    return (run[0] - day0).days
+        return None
+
+    t = time.perf_counter()
+    for agg_id in ids:
+        neutrophil_day(app.repository.get(agg_id).events)
+    dt = time.perf_counter() - t
+    app.close()
+    return dt / len(ids)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from timeline.app import Timeline
+    from timeline.projections.runner import Projector
+    from timeline.queries.views import open_as_of
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--patients", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--peer-patients", type=int, default=500)
+    args = ap.parse_args(argv)
+
+    path = cohort_file(args.patients, args.seed)
+    work = OUT / "projections-bench"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    tl = store_for(path, args.patients, args.seed)
+    n_events = tl.store.max_position()
+    duck = work / "projections.duckdb"
+
+    def full_build():
+        for suffix in ("", ".wal"):
+            Path(str(duck) + suffix).unlink(missing_ok=True)
+        return Projector(tl.store, duck).run(rebuild=True)
+
+    t_full, rep = timed(full_build, args.repeat)
+    print(f"  full build: {rep.rows_read:,} events, {rep.patients:,} patients", flush=True)
+    shutil.copy(duck, work / "before-catch-up.duckdb")
+    lock = datetime.now(UTC)
+
+    # catch-up after 1% more events (the store keeps them; the DuckDB file is restored between repeats)
+    extra_store = OUT / f"store-{args.patients}-seed{args.seed}-plus1pct"
+    shutil.rmtree(extra_store, ignore_errors=True)
+    shutil.copytree(tl.store.data_dir, extra_store, ignore=shutil.ignore_patterns("*.duckdb*"))
+    tl2 = Timeline.open(extra_store)
+    extra = extra_events(args.patients, args.seed, n_events // 100)
+    tl2.ingest(extra, what="1% more")
+
+    def catch_up():
+        shutil.copy(work / "before-catch-up.duckdb", duck)
+        return Projector(tl2.store, duck).run()
+
+    t_catch, crep = timed(catch_up, args.repeat)
+    print(f"  catch-up: {crep.rows_read:,} new events, {crep.patients:,} patients recomputed", flush=True)
+
+    as_of_date = date(2020, 1, 1)
+
+    def cohort_as_of():
+        view = open_as_of(duck, as_of_date, lock)
+        n = view.sql("SELECT count(*) AS n FROM patients")["n"][0]
+        view.close()
+        return n
+
+    t_asof, n_asof = timed(cohort_as_of, args.repeat)
+
+    pid = "SYN-000042"
+
+    def one_patient():
+        view = tl2.as_of(date(2024, 1, 1), patients=[pid])
+        n = view.sql("SELECT count(*) AS n FROM events")["n"][0]
+        view.close()
+        return n
+
+    one_patient()  # warm imports
+    t_one, _ = timed(one_patient, max(args.repeat, 15))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    t_floor = floor(path, args.repeat)
+    per_patient = peer(path, args.peer_patients, work)
+    t_peer = per_patient * args.patients
+
+    ok = lambda b: "PASS" if b else "FAIL"  # noqa: E731
+    print()
+    print(f"projection benchmark: {n_events:,} events, {args.patients:,} patients, median of {args.repeat} runs, "
+          f"{os.cpu_count()} cores")
+    print(f"  full build (every table, whole store)  {t_full:8.2f} s   {n_events / t_full:>10,.0f} events/s")
+    print(f"  floor: DuckDB read_json + GROUP BY     {t_floor:8.2f} s   full build / floor = {t_full / t_floor:.2f}x"
+          f"   target <= 3x    {ok(t_full <= 3 * t_floor)}")
+    print(f"  peer: repository replay + Python loop  {t_peer:8.2f} s   (extrapolated from {args.peer_patients} "
+          f"patients, {per_patient * 1e3:.2f} ms each)   peer / full build = {t_peer / t_full:.1f}x   "
+          f"target >= 10x   {ok(t_peer >= 10 * t_full)}")
+    print(f"  catch-up after 1% more events          {t_catch:8.2f} s   = {t_catch / t_full:.1%} of the full build"
+          f"   target <= 10%   {ok(t_catch <= 0.1 * t_full)}")
+    print(f"  cohort as-of ({as_of_date}, known at {lock:%H:%M:%S}Z)   {t_asof:8.2f} s   ({n_asof:,} patients then)"
+          f"   target <= 2 s   {ok(t_asof <= 2)}")
+    print(f"  one patient as-of                      {t_one * 1e3:8.1f} ms   target <= 50 ms  {ok(t_one <= 0.05)}")
+    print(f"  peak memory of this process            {peak_mb:8.0f} MB   target <= 2,048  {ok(peak_mb <= 2048)}")
+    tl.close()
+    tl2.close()
+    shutil.rmtree(extra_store, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
