@@ -11,6 +11,7 @@ validates them at ingest and renders `timeline history`), applied to the amendme
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import date, datetime
 
@@ -39,6 +40,10 @@ LOG_COLUMNS = """
 """
 
 
+ENVELOPE_STRUCT = json.dumps({"event_id": "VARCHAR", "occurred_on": "DATE", "recorded_at": "TIMESTAMPTZ",
+                              "corrects": "VARCHAR", "retracts": "VARCHAR"})
+
+
 def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
     pos, pid, typ, state = [], [], [], []
     for r in rows:
@@ -58,17 +63,14 @@ def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | str, name: str = 
     source = raw if isinstance(raw, str) else "_raw_rows"
     if not isinstance(raw, str):
         con.register("_raw_rows", raw)
+    # one parse per stored row: the envelope into typed columns (the state is kept as the payload)
     con.execute(f"""
         INSERT INTO {name}
-        SELECT position, patient_id,
-               s->>'event_id',
-               type,
-               CAST(s->>'occurred_on' AS DATE),
-               CAST(s->>'recorded_at' AS TIMESTAMPTZ),
-               CASE type WHEN 'event_corrected' THEN s->>'corrects'
-                         WHEN 'event_retracted' THEN s->>'retracts' END,
-               s
-        FROM (SELECT position, patient_id, type, CAST(state AS JSON) AS s FROM {source})
+        SELECT position, patient_id, j.event_id, type, j.occurred_on, j.recorded_at,
+               coalesce(j.corrects, j.retracts), state
+        FROM (SELECT position, patient_id, type, state,
+                     from_json(state, '{ENVELOPE_STRUCT}') AS j
+              FROM {source})
     """)
     if not isinstance(raw, str):
         con.unregister("_raw_rows")
@@ -105,15 +107,20 @@ def visible_sql(log: str, versions: str, as_of: date | None, known_at: datetime 
     amend = ", ".join(f"'{t}'" for t in AMENDMENTS)
     return f"""
     SELECT * FROM (
-        SELECT o.event_id, o.patient_id,
-               coalesce(c.payload->'replacement'->>'type', o.type) AS type,
-               coalesce(CAST(c.payload->'replacement'->>'occurred_on' AS DATE), o.occurred_on) AS occurred_on,
-               coalesce(c.recorded_at, o.recorded_at) AS recorded_at,
-               coalesce(c.payload->'replacement', o.payload) AS payload
+        SELECT o.event_id, o.patient_id, o.type, o.occurred_on, o.recorded_at, o.payload
         FROM {log} o
-        LEFT JOIN {versions} v ON v.fact_id = o.event_id
+        WHERE o.type NOT IN ({amend}) {k} {pf}
+          AND o.event_id NOT IN (SELECT fact_id FROM {versions})
+        UNION ALL
+        SELECT o.event_id, o.patient_id,
+               coalesce(c.payload->'replacement'->>'type', o.type),
+               coalesce(CAST(c.payload->'replacement'->>'occurred_on' AS DATE), o.occurred_on),
+               coalesce(c.recorded_at, o.recorded_at),
+               coalesce(CAST(c.payload->'replacement' AS JSON), o.payload)
+        FROM {log} o
+        JOIN {versions} v ON v.fact_id = o.event_id
         LEFT JOIN {log} c ON c.event_id = v.version_id
-        WHERE o.type NOT IN ({amend}) AND NOT coalesce(v.retracted, false) {k} {pf}
+        WHERE o.type NOT IN ({amend}) AND NOT v.retracted {k} {pf}
     ) {d}"""
 
 
