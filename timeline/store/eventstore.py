@@ -8,6 +8,7 @@ since clinical order is `occurred_on`, not arrival.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
+from ..events.catalogue import EVENT_ID_NAMESPACE
 from ..events.envelope import EARLIEST_TIMEZONE
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
 from .recorders import (
@@ -42,6 +44,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # recording moment has not happened anywhere yet (the vocabulary checks dates against the same bound).
 FURTHEST_TIMEZONE = EARLIEST_TIMEZONE.utcoffset(None)
 BATCH = 10_000
+_NS = EVENT_ID_NAMESPACE.bytes
 MAX_RETRIES = 5
 
 
@@ -136,15 +139,40 @@ def record_from_row(row: StoredRow) -> LogRecord:
     )
 
 
+def split_state(state: bytes) -> tuple[bytes, bytes]:
+    """(event_id as 16 bytes, content digest) of a stored state, by slicing (no JSON parsing).
+
+    A state is `canonical content` + `,"event_id":"…"` + `,"recorded_at":"…"}` (see `_Appender._rows`), so
+    the content, hence its digest, is recovered exactly as it was computed at ingest.
+    """
+    cut = state.rindex(b',"event_id":"')
+    eid = uuid.UUID(state[cut + 13:cut + 49].decode()).bytes
+    return eid, content_digest(state[:cut] + b"}")
+
+
+def content_digest(content: bytes) -> bytes:
+    """uuid5(EVENT_ID_NAMESPACE, canonical JSON) as 16 bytes: the derived event id, computed on bytes
+    (`timeline.events.content_event_id` is the same function on a model)."""
+    h = bytearray(hashlib.sha1(_NS + content).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    return bytes(h)
+
+
 class _Appender:
-    """State of one append transaction: ids seen, per-patient ledgers for amendments, counts."""
+    """State of one append transaction: idempotency checks, per-patient ledgers for amendments, counts.
+
+    Idempotency by event_id is checked against the patient's own stream (a derived id hashes the content,
+    patient included, so it cannot collide across patients) and, for ids given explicitly in the input,
+    against the store-wide index of explicit ids. A new patient's events need no lookup at all, which keeps
+    a bulk load close to the cost of the bare inserts. Nothing is kept across batches but the ledgers of
+    amended patients, so memory stays flat whatever the input size.
+    """
 
     def __init__(self, tx: AppendTransaction, now_us: Callable[[], int]):
         self.tx = tx
         self.now_us = now_us
-        # ids of the current batch only: earlier batches of this transaction are found in the store's id
-        # index (the transaction reads its own writes), so memory stays flat whatever the input size
-        self.seen: dict[bytes, Prepared] = {}
+        self.seen: dict[bytes, Prepared] = {}  # this batch's ids
         self.ledgers: dict[str, Ledger] = {}
         self.report = AppendReport()
 
@@ -160,76 +188,72 @@ class _Appender:
         be rolled back) so that later lines are checked against everything before them."""
         rep = self.report
         self.seen = {}
-        known = self.tx.known_ids([p.event_id for p in batch])
-        fresh: list[Prepared] = []
+        pids = list(dict.fromkeys(p[0] for p in batch))
+        versions = self.tx.next_versions(pids)
+        stored = self.tx.stream_ids([pid for pid in pids if versions[pid] > 1])  # eid -> (pid, version, digest)
+        explicit = [p[1] for p in batch if p[1] != p[2]]
+        if explicit:
+            stored.update(self.tx.explicit_ids(explicit))
+        fresh: list = []
         for p in batch:
-            prior = self.seen.get(p.event_id)
+            eid = p[1]
+            prior = self.seen.get(eid)
+            if prior is None and eid not in stored:
+                self.seen[eid] = p
+                fresh.append(p)
+                continue
+            p = p if isinstance(p, Prepared) else Prepared._make(p)
             if prior is not None:
-                if prior.digest == p.digest:
+                if prior[2] == p.digest:
                     rep.present += 1
                 else:
                     rep.problems.append(Problem(
                         p.line, "event_id", str(p.event_uuid),
-                        f"already used in this input (line {prior.line}) for other content: "
-                        f"{prior.body.decode()} vs {p.body.decode()}",
+                        f"already used in this input (line {prior[7]}) for other content: "
+                        f"{prior[5].decode()} vs {p.body.decode()}",
                     ))
                 continue
-            stored = known.get(p.event_id)
-            if stored is not None:
-                if stored[2] == p.digest:
-                    rep.present += 1
-                else:
-                    existing = self.tx.stream(stored[0])[stored[1] - 1].state.decode()
-                    rep.problems.append(Problem(
-                        p.line, "event_id", str(p.event_uuid),
-                        f"already recorded (patient {stored[0]}) with other content: stored {existing} "
-                        f"vs new {p.body.decode()}",
-                    ))
+            owner, version, digest = stored[eid]
+            if digest == p.digest and owner == p.patient_id:
+                rep.present += 1
                 continue
-            self.seen[p.event_id] = p
-            fresh.append(p)
-        self._check_amendments(fresh)
+            existing = self.tx.stream(owner)[version - 1].state.decode()
+            rep.problems.append(Problem(
+                p.line, "event_id", str(p.event_uuid),
+                f"already recorded (patient {owner}) with other content: stored {existing} "
+                f"vs new {p.body.decode()}",
+            ))
+        if any(p[6] is not None for p in fresh):
+            self._check_amendments(fresh)
         if not fresh:
             return
-        rows, ids, last_us = self._rows(fresh)
-        self.tx.insert(rows, ids, last_us)
+        rows, explicit_rows, last_us = self._rows(fresh)
+        self.tx.insert(rows, explicit_rows, last_us)
         rep.new += len(fresh)
 
-    def append_new(self, batch: list[Prepared]) -> bool:
-        """The common case in one pass: a batch of only new events and no amendments is inserted without
-        looking ids up first (the id index's primary key decides). False (nothing kept): use `append`."""
-        if any(p.target is not None for p in batch):
-            return False
-        rows, ids, last_us = self._rows(batch)
-        if not self.tx.insert_if_all_new(rows, ids, last_us):
-            return False
-        self.report.new += len(batch)
-        return True
-
-    def _rows(self, fresh: list[Prepared]) -> tuple[list[tuple], list[tuple], int]:
-        """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and id index rows."""
-        versions = self.tx.next_versions(list(dict.fromkeys(p.patient_id for p in fresh)))
+    def _rows(self, fresh: list) -> tuple[list[tuple], list[tuple], int]:
+        """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and the index rows
+        of explicitly given ids."""
+        versions = self.tx.next_versions(list(dict.fromkeys(p[0] for p in fresh)))
         base = max(self.now_us(), self.tx.last_us + 1)
-        rows, ids = [], []
+        rows, explicit = [], []
         second, prefix = -1, b""
-        for i, p in enumerate(fresh):
-            us = base + i
+        us = base
+        for pid, eid, digest, kind, _on, body, _target, _line in fresh:
             if us // 1_000_000 != second:
                 second = us // 1_000_000
                 prefix = us_to_datetime(second * 1_000_000).strftime(',"recorded_at":"%Y-%m-%dT%H:%M:%S').encode()
-            pid = p.patient_id
             v = versions[pid]
             versions[pid] = v + 1
-            rows.append((pid, v, p.type, b"%b%b.%06dZ\"}" % (p.body[:-1], prefix, us % 1_000_000)))
-            ids.append((p.event_id, pid, v, p.digest))
-        return rows, ids, base + len(fresh) - 1
+            rows.append((pid, v, kind, b"%b%b.%06dZ\"}" % (body[:-1], prefix, us % 1_000_000)))
+            if eid != digest:
+                explicit.append((eid, pid, v, digest))
+            us += 1
+        return rows, explicit, base + len(fresh) - 1
 
-    def _check_amendments(self, fresh: list[Prepared]) -> None:
+    def _check_amendments(self, fresh: list) -> None:
+        fresh[:] = [p if isinstance(p, Prepared) else Prepared._make(p) for p in fresh]
         amended = {p.patient_id for p in fresh if p.target is not None}
-        if not amended:
-            return
-        targets = [p.target for p in fresh if p.target is not None and p.target not in self.seen]
-        owners = {k: v[0] for k, v in self.tx.known_ids(targets).items()}
         now = us_to_datetime(self.now_us())
         for p in fresh:
             if p.patient_id not in amended:
@@ -238,9 +262,12 @@ class _Appender:
             rec = LogRecord(0, p.patient_id, data["event_id"], p.type, date.fromisoformat(p.occurred_on), now, data)
             ledger = self._ledger(p.patient_id)
             if p.target is not None:
-                owner = self.seen[p.target].patient_id if p.target in self.seen else owners.get(p.target)
                 field_name = "corrects" if p.type == "event_corrected" else "retracts"
                 target_id = str(uuid.UUID(bytes=p.target))
+                in_batch = self.seen.get(p.target)
+                owner = in_batch[0] if in_batch is not None else None
+                if owner is None and target_id not in ledger.by_id:
+                    owner = self.tx.owner_of(target_id)  # rare: only to name the other patient
                 if owner is not None and owner != p.patient_id:
                     self.report.problems.append(Problem(
                         p.line, field_name, target_id,
@@ -329,14 +356,12 @@ class EventStore:
                     continue
                 batch.append(item)
                 if len(batch) >= BATCH:
-                    if app.report.problems or not app.append_new(batch):
-                        app.append(batch)
+                    app.append(batch)
                     batch = []
                     if on_batch:
                         on_batch(app.report)
             if batch:
-                if app.report.problems or not app.append_new(batch):
-                    app.append(batch)
+                app.append(batch)
                 if on_batch:
                     on_batch(app.report)
             if app.report.problems:

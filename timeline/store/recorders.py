@@ -5,8 +5,9 @@ Each patient is one stream of the library's `stored_events` table (originator_id
 originator_version = position in the patient's stream, topic = event type, state = the event's JSON with
 its `recorded_at`). Beside it, in the same database and the same transaction:
 
-- `timeline_event_ids`: event_id -> (patient, version, content digest), so an append is idempotent by
-  `event_id` across all patients (same id and content: nothing added; other content: an error);
+- `timeline_explicit_ids`: event_id -> (patient, version, content digest) for the events whose id was
+  given in the input, so an explicit id is unique across patients (a derived id hashes the content,
+  patient included; it is checked against the patient's own stream);
 - `timeline_clock`: one row holding the last `recorded_at` (µs since the epoch). Every append
   transaction starts by locking this row, which serialises writers, so `recorded_at` is strictly
   increasing in commit order and no two writers can claim the same stream version.
@@ -54,8 +55,8 @@ class Dialect:
     ph: str  # parameter placeholder
     blob: str  # byte-string column type
     lock_clock: str  # statement that takes the writers' lock and returns the clock
+    find_text: str  # SELECT of the stream holding a piece of text in its state
     ids_options: str = ""  # table options of the id index
-    counts_ignored_rows: bool = False  # executemany's rowcount excludes rows skipped by OR IGNORE
 
     def sql(self, text: str) -> str:
         return text.replace("?", self.ph)
@@ -67,13 +68,14 @@ SQLITE = Dialect(
     # In SQLite the first write of a transaction takes the database's write lock (waiting up to the
     # busy timeout), so this no-op update serialises writers before anything is read.
     lock_clock="UPDATE {clock} SET last_us = last_us WHERE id = 1 RETURNING last_us",
+    find_text="SELECT originator_id FROM {table} WHERE instr(CAST(state AS TEXT), ?) > 0 LIMIT 1",
     ids_options=" WITHOUT ROWID",
-    counts_ignored_rows=True,
 )
 POSTGRES = Dialect(
     ph="%s",
     blob="BYTEA",
     lock_clock="SELECT last_us FROM {clock} WHERE id = 1 FOR UPDATE",
+    find_text="SELECT originator_id FROM {table} WHERE position(? in convert_from(state, 'UTF8')) > 0 LIMIT 1",
 )
 
 
@@ -115,8 +117,8 @@ class AppendTransaction:
     def _rows(self) -> list[tuple]:
         return [tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in self.c.fetchall()]
 
-    def known_ids(self, event_ids: Sequence[bytes]) -> dict[bytes, tuple[str, int, bytes]]:
-        """event_id -> (patient_id, version, digest) for the ids already stored."""
+    def explicit_ids(self, event_ids: Sequence[bytes]) -> dict[bytes, tuple[str, int, bytes]]:
+        """event_id -> (patient_id, version, digest) for the explicitly given ids already stored."""
         found: dict[bytes, tuple[str, int, bytes]] = {}
         for i in range(0, len(event_ids), CHUNK):
             chunk = event_ids[i : i + CHUNK]
@@ -129,6 +131,30 @@ class AppendTransaction:
             for eid, pid, ver, dig in self._rows():
                 found[bytes(eid)] = (pid, ver, bytes(dig))
         return found
+
+    def stream_ids(self, patient_ids: Sequence[str]) -> dict[bytes, tuple[str, int, bytes]]:
+        """event_id -> (patient_id, version, digest) of every event of these streams."""
+        from .eventstore import split_state
+
+        found: dict[bytes, tuple[str, int, bytes]] = {}
+        for i in range(0, len(patient_ids), CHUNK):
+            chunk = patient_ids[i : i + CHUNK]
+            marks = ",".join([self.d.ph] * len(chunk))
+            self.c.execute(
+                f"SELECT originator_id, originator_version, state FROM {self.table} "
+                f"WHERE originator_id IN ({marks})",
+                list(chunk),
+            )
+            for pid, ver, state in self._rows():
+                eid, digest = split_state(bytes(state))
+                found[eid] = (pid, ver, digest)
+        return found
+
+    def owner_of(self, event_id: str) -> str | None:
+        """The patient whose stream holds `event_id` (a scan: only to word an error)."""
+        self.c.execute(self.d.sql(self.d.find_text.format(table=self.table)), [f'"event_id":"{event_id}"'])
+        rows = self._rows()
+        return rows[0][0] if rows else None
 
     def next_versions(self, patient_ids: Sequence[str]) -> dict[str, int]:
         """patient_id -> the version the next event of that stream takes (1 for a new stream)."""
@@ -158,32 +184,14 @@ class AppendTransaction:
         )
         return [StoredRow(0, patient_id, v, t, bytes(s)) for v, t, s in self._rows()]
 
-    def insert_if_all_new(self, rows: Sequence[tuple[str, int, str, bytes]],
-                          ids: Sequence[tuple[bytes, str, int, bytes]], last_us: int) -> bool:
-        """Insert the batch only if none of its ids is stored yet (one pass, no lookups); else keep
-        nothing of it and return False. SQLite only (it reports the rows an executemany changed)."""
-        if not self.d.counts_ignored_rows:
-            return False
-        self.c.execute("SAVEPOINT timeline_batch")
-        self.c.executemany(
-            f"INSERT OR IGNORE INTO {self.n.ids} (event_id, patient_id, version, digest) VALUES (?, ?, ?, ?)",
-            ids,
-        )
-        if self.c.rowcount != len(ids):
-            self.c.execute("ROLLBACK TO timeline_batch")
-            self.c.execute("RELEASE timeline_batch")
-            return False
-        self._insert_rows(rows, last_us)
-        self.c.execute("RELEASE timeline_batch")
-        return True
-
     def insert(
         self,
         rows: Sequence[tuple[str, int, str, bytes]],
         ids: Sequence[tuple[bytes, str, int, bytes]],
         last_us: int,
     ) -> None:
-        """Insert stream rows (patient, version, type, state) and their id index rows; advance the clock.
+        """Insert stream rows (patient, version, type, state) and the index rows of explicitly given ids;
+        advance the clock.
 
         A concurrent writer that slipped past the lock (one not using this module) makes the primary
         key of (patient, version) or of event_id fail: the caller retries the whole transaction.
@@ -222,7 +230,7 @@ class TimelineRecorderMixin:
     def names(self) -> Names:
         schema = getattr(self.datastore, "schema", "")  # type: ignore[attr-defined]
         q = (lambda t: f'"{schema}".{t}') if schema else (lambda t: t)
-        return Names(q(self.events_table_name), q("timeline_event_ids"), q("timeline_clock"))
+        return Names(q(self.events_table_name), q("timeline_explicit_ids"), q("timeline_clock"))
 
     def create_timeline_tables(self) -> None:
         # Look before writing: a write in an SQLite read transaction fails at once ("database is
