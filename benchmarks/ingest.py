@@ -29,6 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
 
 
 def cohort_file(patients: int, seed: int) -> Path:
@@ -101,31 +102,12 @@ def run_floor(path: Path, workdir: Path) -> dict:
 
 
 def run_peer(path: Path, workdir: Path, patients: int) -> dict:
-    """The naive peer: one eventsourcing aggregate per patient, each event an aggregate event, saved
-    through an Application with the library's SQLite persistence."""
-    from eventsourcing.application import Application
-    from eventsourcing.domain import Aggregate, event
+    """The naive peer (benchmarks/peer.py): parse each line, one aggregate event per clinical event,
+    one `Application.save` per patient."""
+    from peer import PatientTimeline, application, sample_lines
 
-    class PatientTimeline(Aggregate):
-        def __init__(self, patient_id: str):
-            self.patient_id = patient_id
-            self.n = 0
-
-        @event("Recorded")
-        def record(self, data: dict) -> None:
-            self.n += 1
-
-    db = workdir / "peer.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
-    by_patient: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            pid = json.loads(line)["patient_id"]
-            if pid not in by_patient and len(by_patient) >= patients:
-                break
-            by_patient.setdefault(pid, []).append(line)
-    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
+    by_patient = sample_lines(path, patients)
+    app = application(workdir / "peer.sqlite")
     n = 0
     t = time.perf_counter()
     for pid, lines in by_patient.items():

@@ -95,29 +95,10 @@ def floor(path: Path, repeat: int) -> float:
 
 def peer(path: Path, sample: int, workdir: Path) -> float:
     """Seconds per patient: replay through the eventsourcing repository + a Python engraftment loop."""
-    from eventsourcing.application import Application
-    from eventsourcing.domain import Aggregate, event
+    from peer import PatientTimeline, application, sample_lines
 
-    class PatientTimeline(Aggregate):
-        def __init__(self, patient_id: str):
-            self.patient_id = patient_id
-            self.events: list[dict] = []
-
-        @event("Recorded")
-        def record(self, data: dict) -> None:
-            self.events.append(data)
-
-    db = workdir / "peer-replay.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
-    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
-    by_patient: dict[str, list[dict]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            e = json.loads(line)
-            if e["patient_id"] not in by_patient and len(by_patient) >= sample:
-                break
-            by_patient.setdefault(e["patient_id"], []).append(e)
+    app = application(workdir / "peer-replay.sqlite")
+    by_patient = {pid: [json.loads(x) for x in lines] for pid, lines in sample_lines(path, sample).items()}
     ids = []
     for pid, evs in by_patient.items():
         agg = PatientTimeline(pid)

@@ -44,6 +44,12 @@ ENVELOPE_STRUCT = json.dumps({"event_id": "VARCHAR", "occurred_on": "DATE", "rec
                               "corrects": "VARCHAR", "retracts": "VARCHAR"})
 
 
+# The payload is the event's own fields (plus source/recorded_by/note): the envelope columns are removed
+# (an RFC 7396 merge patch with nulls), for originals and replacements alike.
+STRIP_ENVELOPE = json.dumps({k: None for k in ("type", "patient_id", "occurred_on", "event_id", "recorded_at")})
+STRIP_REPLACEMENT = json.dumps({"type": None, "occurred_on": None})
+
+
 def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
     pos, pid, typ, state = [], [], [], []
     for r in rows:
@@ -63,11 +69,11 @@ def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | str, name: str = 
     source = raw if isinstance(raw, str) else "_raw_rows"
     if not isinstance(raw, str):
         con.register("_raw_rows", raw)
-    # one parse per stored row: the envelope into typed columns (the state is kept as the payload)
+    # one parse per stored row for the envelope's typed columns, one for the payload
     con.execute(f"""
         INSERT INTO {name}
         SELECT position, patient_id, j.event_id, type, j.occurred_on, j.recorded_at,
-               coalesce(j.corrects, j.retracts), state
+               coalesce(j.corrects, j.retracts), json_merge_patch(state, '{STRIP_ENVELOPE}')
         FROM (SELECT position, patient_id, type, state,
                      from_json(state, '{ENVELOPE_STRUCT}') AS j
               FROM {source})
@@ -116,7 +122,7 @@ def visible_sql(log: str, versions: str, as_of: date | None, known_at: datetime 
                coalesce(c.payload->'replacement'->>'type', o.type),
                coalesce(CAST(c.payload->'replacement'->>'occurred_on' AS DATE), o.occurred_on),
                coalesce(c.recorded_at, o.recorded_at),
-               coalesce(CAST(c.payload->'replacement' AS JSON), o.payload)
+               coalesce(json_merge_patch(c.payload->'replacement', '{STRIP_REPLACEMENT}'), o.payload)
         FROM {log} o
         JOIN {versions} v ON v.fact_id = o.event_id
         LEFT JOIN {log} c ON c.event_id = v.version_id

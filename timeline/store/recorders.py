@@ -117,37 +117,31 @@ class AppendTransaction:
     def _rows(self) -> list[tuple]:
         return [tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in self.c.fetchall()]
 
+    def _select_in(self, select: str, column: str, keys: Sequence[Any], then: str = "") -> list[tuple]:
+        """`select` rows whose `column` is one of `keys` (`then`: a GROUP BY…), in chunks every driver takes."""
+        rows: list[tuple] = []
+        for i in range(0, len(keys), CHUNK):
+            chunk = list(keys[i : i + CHUNK])
+            self.c.execute(f"{select} WHERE {column} IN ({','.join([self.d.ph] * len(chunk))}) {then}", chunk)
+            rows.extend(self._rows())
+        return rows
+
     def explicit_ids(self, event_ids: Sequence[bytes]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) for the explicitly given ids already stored."""
-        found: dict[bytes, tuple[str, int, bytes]] = {}
-        for i in range(0, len(event_ids), CHUNK):
-            chunk = event_ids[i : i + CHUNK]
-            marks = ",".join([self.d.ph] * len(chunk))
-            self.c.execute(
-                f"SELECT event_id, patient_id, version, digest FROM {self.n.ids} "
-                f"WHERE event_id IN ({marks})",
-                list(chunk),
-            )
-            for eid, pid, ver, dig in self._rows():
-                found[bytes(eid)] = (pid, ver, bytes(dig))
-        return found
+        rows = self._select_in(f"SELECT event_id, patient_id, version, digest FROM {self.n.ids}", "event_id",
+                               event_ids)
+        return {bytes(eid): (pid, ver, bytes(dig)) for eid, pid, ver, dig in rows}
 
     def stream_ids(self, patient_ids: Sequence[str]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) of every event of these streams."""
         from .eventstore import split_state
 
         found: dict[bytes, tuple[str, int, bytes]] = {}
-        for i in range(0, len(patient_ids), CHUNK):
-            chunk = patient_ids[i : i + CHUNK]
-            marks = ",".join([self.d.ph] * len(chunk))
-            self.c.execute(
-                f"SELECT originator_id, originator_version, state FROM {self.table} "
-                f"WHERE originator_id IN ({marks})",
-                list(chunk),
-            )
-            for pid, ver, state in self._rows():
-                eid, digest = split_state(bytes(state))
-                found[eid] = (pid, ver, digest)
+        rows = self._select_in(f"SELECT originator_id, originator_version, state FROM {self.table}",
+                               "originator_id", patient_ids)
+        for pid, ver, state in rows:
+            eid, digest = split_state(bytes(state))
+            found[eid] = (pid, ver, digest)
         return found
 
     def owner_of(self, event_id: str) -> str | None:
@@ -159,18 +153,12 @@ class AppendTransaction:
     def next_versions(self, patient_ids: Sequence[str]) -> dict[str, int]:
         """patient_id -> the version the next event of that stream takes (1 for a new stream)."""
         missing = [p for p in patient_ids if p not in self._versions]
-        for i in range(0, len(missing), CHUNK):
-            chunk = missing[i : i + CHUNK]
-            marks = ",".join([self.d.ph] * len(chunk))
-            self.c.execute(
-                f"SELECT originator_id, MAX(originator_version) FROM {self.table} "
-                f"WHERE originator_id IN ({marks}) GROUP BY originator_id",
-                list(chunk),
-            )
-            for pid, ver in self._rows():
-                self._versions[pid] = ver + 1
-            for pid in chunk:
-                self._versions.setdefault(pid, 1)
+        rows = self._select_in(f"SELECT originator_id, MAX(originator_version) FROM {self.table}",
+                               "originator_id", missing, "GROUP BY originator_id") if missing else []
+        for pid, ver in rows:
+            self._versions[pid] = ver + 1
+        for pid in missing:
+            self._versions.setdefault(pid, 1)
         return {p: self._versions[p] for p in patient_ids}
 
     def stream(self, patient_id: str) -> list[StoredRow]:
