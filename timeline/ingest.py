@@ -130,20 +130,25 @@ def _prepare_block(args: tuple[bytes, int, date]) -> list[tuple | Problem]:
     return prepare_json_lines(_block_lines(block, first), latest)
 
 
-def read_json_lines(path: Path, latest: date, parallel: bool | None = None) -> Iterator[Prepared | Problem]:
-    """Prepared events of a JSON Lines file; a large file is parsed by worker processes (one per core)
-    while this process writes, the blocks coming back in file order."""
+def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> Iterator[list[tuple | Problem]]:
+    """Prepared events of a JSON Lines file, a list per block of lines, in file order; a large file is
+    parsed by worker processes (one per core) while this process writes."""
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
     if not parallel:
         for block, first in _blocks(path):
-            yield from prepare_json_lines(_block_lines(block, first), latest)
+            yield prepare_json_lines(_block_lines(block, first), latest)
         return
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
         jobs = ((block, first, latest) for block, first in _blocks(path))
-        for prepared in pool.imap(_prepare_block, jobs, chunksize=1):
-            yield from prepared  # plain tuples in Prepared's field order (the store accepts both)
+        yield from pool.imap(_prepare_block, jobs, chunksize=1)  # plain tuples in Prepared's field order
+
+
+def read_json_lines(path: Path, latest: date, parallel: bool | None = None) -> Iterator[tuple | Problem]:
+    """`read_json_blocks`, one prepared event (or problem) at a time."""
+    for block in read_json_blocks(path, latest, parallel):
+        yield from block
 
 
 CSV_MULTI = "|"
@@ -219,7 +224,7 @@ def file_reader(path: Path, latest: date) -> Callable[[], Iterator[Prepared | Pr
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if fmt == "jsonl":
-        return lambda: read_json_lines(path, latest)
+        return lambda: read_json_blocks(path, latest)
     return lambda: read_csv(path, latest)
 
 

@@ -326,11 +326,13 @@ class EventStore:
         self.recorder.datastore.close()  # type: ignore[attr-defined]
 
     # -- writing -------------------------------------------------------------------------------------
-    def append(self, source: Callable[[], Iterable[Prepared | Problem]], what: str = "input",
+    def append(self, source: Callable[[], Iterable[Prepared | Problem | list]], what: str = "input",
                on_batch: Callable[[AppendReport], None] | None = None) -> AppendReport:
         """Append everything `source()` yields in one transaction, or nothing.
 
-        `source` is a callable so the whole input can be replayed if the transaction must be retried
+        `source` yields prepared events (or plain tuples in their field order), problems, or whole lists of
+        them (a block of a bulk reader, appended as one batch); it is a callable so the whole input can be
+        replayed if the transaction must be retried
         after a version conflict. Problems yielded by the source (validation) and found here (conflicting
         ids, inadmissible amendments) are all collected; if there is any, the transaction is rolled back
         and `RejectedError` lists them all.
@@ -351,6 +353,18 @@ class EventStore:
             app = _Appender(tx, self.now_us)
             batch: list[Prepared] = []
             for item in source():
+                if type(item) is list:  # a whole block from a bulk reader: append it as it is
+                    if batch:
+                        app.append(batch)
+                        batch = []
+                    block = [x for x in item if type(x) is not Problem]
+                    if len(block) < len(item):
+                        app.report.problems.extend(x for x in item if type(x) is Problem)
+                    if block:
+                        app.append(block)
+                    if on_batch:
+                        on_batch(app.report)
+                    continue
                 if isinstance(item, Problem):
                     app.report.problems.append(item)
                     continue
