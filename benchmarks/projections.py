@@ -67,7 +67,8 @@ def store_for(path: Path, patients: int, seed: int):
 
 
 def extra_events(patients: int, seed: int, target: int) -> list[dict]:
-    """~1% more events: new patients (numbered after the cohort) and follow-ups of existing ones."""
+    """~1% more events, as a routine import brings them: about 80% for new patients (numbered after the
+    cohort), the rest new facts (counts, follow-up) of 1% of the existing patients."""
     from timeline.testing.cohort import generate_patient, patient_rng
 
     out: list[dict] = []
@@ -75,10 +76,12 @@ def extra_events(patients: int, seed: int, target: int) -> list[dict]:
     while len(out) < target * 0.8:
         out.extend(generate_patient(patient_rng(seed, i), i))
         i += 1
+    existing = max(1, patients // 100)
     k = 0
     while len(out) < target:
-        out.append({"type": "follow_up", "patient_id": f"SYN-{(k * 97) % patients + 1:06d}",
-                    "occurred_on": "2026-11-01", "disease_status": "not_assessed", "note": f"bench {k}"})
+        pid = f"SYN-{(k % existing) * (patients // existing) + 1:06d}"
+        out.append({"type": "follow_up", "patient_id": pid, "occurred_on": "2026-11-01",
+                    "disease_status": "not_assessed", "note": f"routine contact {k}"})
         k += 1
     return out
 

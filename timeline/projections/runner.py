@@ -58,19 +58,15 @@ def params_fingerprint(params: Mapping[str, Any]) -> str:
 
 
 def _raw_batches(store: EventStore, after: int, on_rows: Callable[[int], None] | None):
+    """The stored rows after a position as Arrow tables (columns of RAW_SCHEMA)."""
     read = 0
-    while True:
-        rows = store.recorder.read_raw(after, READ_BATCH)
-        if not rows:
-            return
-        pos, pid, typ, state = (list(c) for c in zip(*rows))
-        table = pa.table([pos, pid, typ, [s.decode() if isinstance(s, bytes | memoryview) else s for s in state]],
-                         schema=RAW_SCHEMA)
-        after = pos[-1]
+    for rows in store.recorder.read_raw(after, READ_BATCH):
+        pos, pid, typ, state = zip(*rows)
         read += len(rows)
         if on_rows:
             on_rows(read)
-        yield table
+        yield pa.table([pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
+                        pa.array(state, pa.string())], schema=RAW_SCHEMA)
 
 
 class Projector:

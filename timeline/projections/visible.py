@@ -114,9 +114,8 @@ def visible_sql(log: str, versions: str, as_of: date | None, known_at: datetime 
     return f"""
     SELECT * FROM (
         SELECT o.event_id, o.patient_id, o.type, o.occurred_on, o.recorded_at, o.payload
-        FROM {log} o
+        FROM {log} o ANTI JOIN {versions} v ON v.fact_id = o.event_id
         WHERE o.type NOT IN ({amend}) {k} {pf}
-          AND o.event_id NOT IN (SELECT fact_id FROM {versions})
         UNION ALL
         SELECT o.event_id, o.patient_id,
                coalesce(c.payload->'replacement'->>'type', o.type),

@@ -19,6 +19,7 @@ lock); the SQLite and PostgreSQL recorders only supply their dialect.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -263,16 +264,17 @@ class TimelineRecorderMixin:
             ]
             after = notes[-1].id
 
-    def read_raw(self, after: int, limit: int) -> list[tuple[int, str, str, bytes]]:
-        """(position, patient_id, type, state) tuples after a position: the bulk path of `read_all`
-        (same rows, same order) without building an object per row, for the projection loader."""
-        pos = "rowid" if self.dialect is SQLITE else "notification_id"
+    def read_raw(self, after: int, batch: int) -> Iterator[list[tuple[int, str, str, str]]]:
+        """(position, patient_id, type, state as text) tuples after a position, in commit order, in
+        batches: the bulk path of `read_all` (same rows, same order) for the projection loader, without
+        building an object per row. One read transaction: a consistent snapshot."""
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
             cur.execute(self.dialect.sql(
-                f"SELECT {pos}, originator_id, topic, state FROM {self.names.events} "
-                f"WHERE {pos} > ? ORDER BY {pos} LIMIT ?"), [after, limit])
-            return cur.fetchall()
+                f"SELECT notification_id, originator_id, topic, convert_from(state, 'UTF8') "
+                f"FROM {self.names.events} WHERE notification_id > ? ORDER BY notification_id"), [after])
+            while rows := cur.fetchmany(batch):
+                yield rows
 
     def patient_ids(self) -> list[str]:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
@@ -283,7 +285,23 @@ class TimelineRecorderMixin:
         return self.max_notification_id() or 0  # type: ignore[attr-defined]
 
 
-class SQLiteTimelineRecorder(TimelineRecorderMixin, SQLiteApplicationRecorder):
+class _SQLiteBulkReader:
+    """`read_raw` for SQLite on a connection of its own, with plain tuple rows (several times faster
+    than the library's pooled connections with their row factory, for millions of rows)."""
+
+    def read_raw(self, after: int, batch: int) -> Iterator[list[tuple[int, str, str, str]]]:
+        con = sqlite3.connect(self.datastore.pool.db_name, uri=True, check_same_thread=False)  # type: ignore[attr-defined]
+        try:
+            cur = con.execute(
+                f"SELECT rowid, originator_id, topic, CAST(state AS TEXT) FROM {self.names.events} "  # type: ignore[attr-defined]
+                "WHERE rowid > ? ORDER BY rowid", [after])
+            while rows := cur.fetchmany(batch):
+                yield rows
+        finally:
+            con.close()
+
+
+class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApplicationRecorder):
     """The library's SQLite application recorder with the timeline's atomic idempotent append."""
 
     dialect = SQLITE
