@@ -226,6 +226,7 @@ class TimelineRecorderMixin:
         # locked") while another process appends, so an existing store is opened without any write.
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             try:
+                c.execute(f"SELECT count(*) FROM {self.names.ids} WHERE 1 = 0")
                 c.execute(f"SELECT last_us FROM {self.names.clock} WHERE id = 1")
                 if c.fetchall():
                     return
