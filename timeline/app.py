@@ -154,10 +154,13 @@ class Timeline:
         if patients is not None:
             con = replay(self.store, list(patients), d, k, resolved)
             return view_of(con, f"patients {', '.join(patients)} as of {d or 'today'}")
-        projector = self.projector(params)
+        # the materialised file keeps the parameters it was built with (`timeline project --param …`);
+        # other parameters are applied to an in-memory recomputation, never by rebuilding the shared file
+        projector = self.projector()
+        projector.params = projector.stored_params() or projector.params
         if catch_up:
             projector.run()
-        if d is None and k is None:
+        if d is None and k is None and (not params or resolved == projector.params):
             return open_materialised(projector.path)
         return open_as_of(projector.path, d, k, resolved)
 

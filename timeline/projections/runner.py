@@ -84,6 +84,25 @@ class Projector:
         row = con.execute("SELECT position, parameters FROM _tracking WHERE id = 1").fetchone()
         return (int(row[0]), row[1]) if row else None
 
+    def stored_params(self) -> dict[str, Any] | None:
+        """The parameters the file's tables were built with, or None if it has none yet."""
+        if not self.path.exists():
+            return None
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error:
+            return None
+        try:
+            row = con.execute("SELECT parameters FROM _tracking WHERE id = 1").fetchone()
+        except duckdb.Error:
+            return None
+        finally:
+            con.close()
+        if not row:
+            return None
+        flat = {name: value for fields in json.loads(row[0]).values() for name, value in fields.items()}
+        return pipeline.parameters_from(flat)
+
     def run(self, rebuild: bool = False, on_rows: Callable[[int], None] | None = None) -> RunReport:
         """Catch up (or rebuild) and commit atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
