@@ -1,8 +1,9 @@
 """The projection runner: keeps a DuckDB file caught up with the event store.
 
-The DuckDB file holds the log as stored (`log`), the visible events (`visible_events`), every
-projection table, and `_tracking` (the last store position read and the parameters used). A catch-up
-reads only the rows after the tracking position, recomputes the patients they touch (every rule is per
+The DuckDB file holds the log as stored (`log`), every projection table, and `_tracking` (the last store
+position read and the parameters used); `visible_events` is derived from the log in each run, as a
+temporary table, for all patients or for the touched ones. A catch-up reads only the rows after the
+tracking position, recomputes the patients they touch (every rule is per
 patient), and commits rows and position in one DuckDB transaction: a crash at any moment leaves the file
 as it was before the run or as it is after it, never in between. A rebuild recomputes everything from
 the store in one transaction. Changed parameters force a rebuild (the rows depend on them).
@@ -135,7 +136,8 @@ class Projector:
             insert_log(con, raw)
             position = raw.column("position")[-1].as_py()
             read += raw.num_rows
-        build_visible(con)
+        con.execute("DROP TABLE IF EXISTS main.visible_events")
+        build_visible(con, temp=True)  # derived from `log` whenever needed: not kept in the file
         pipeline.build(con, params=self.params)
         patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchone()[0]
         return RunReport("rebuild", read, patients, position)
@@ -154,9 +156,7 @@ class Projector:
         if read == 0:
             return RunReport("catch-up", 0, 0, after)
         con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _touched")
-        build_visible(con, target="_visible_touched", patients="_touched_ids", temp=True)
-        con.execute("DELETE FROM visible_events WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
-        con.execute("INSERT INTO visible_events SELECT * FROM _visible_touched")
+        build_visible(con, patients="_touched_ids", temp=True)  # the touched patients' visible events
         ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
         pipeline.build(con, params=self.params, patients=ids)
         return RunReport("catch-up", read, len(ids), position)
