@@ -15,6 +15,8 @@ import hashlib
 import json
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +58,28 @@ def projections_path(store: EventStore) -> Path:
 
 def params_fingerprint(params: Mapping[str, Any]) -> str:
     return json.dumps({k: asdict(v) for k, v in sorted(params.items())}, sort_keys=True, default=str)
+
+
+def _prefetched(batches, depth: int = 2):
+    """Iterate `batches` produced by a background thread, so reading the store (sqlite3 releases the GIL
+    while it steps) overlaps with DuckDB digesting the previous batch (DuckDB releases it too)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                q.put(b)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            q.put(e)
+        finally:
+            q.put(done)
+
+    threading.Thread(target=produce, daemon=True, name="timeline-store-reader").start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _raw_batches(store: EventStore, after: int, on_rows: Callable[[int], None] | None):
@@ -132,7 +156,7 @@ class Projector:
         create_log(con)
         position = 0
         read = 0
-        for raw in _raw_batches(self.store, 0, on_rows):
+        for raw in _prefetched(_raw_batches(self.store, 0, on_rows)):
             insert_log(con, raw)
             position = raw.column("position")[-1].as_py()
             read += raw.num_rows
@@ -146,7 +170,7 @@ class Projector:
         create_log(con)
         con.execute("CREATE OR REPLACE TEMP TABLE _touched (patient_id VARCHAR)")
         position, read = after, 0
-        for raw in _raw_batches(self.store, after, on_rows):
+        for raw in _prefetched(_raw_batches(self.store, after, on_rows)):
             insert_log(con, raw)
             con.register("_new_rows", raw)
             con.execute("INSERT INTO _touched SELECT DISTINCT patient_id FROM _new_rows")
