@@ -15,7 +15,6 @@ Prints, as medians over the repeats:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -27,23 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def cohort_file(patients: int, seed: int) -> Path:
-    from timeline.testing.cohort import write_cohort_jsonl
-
-    path = OUT / f"cohort-{patients}-seed{seed}.jsonl"
-    if not path.exists():
-        OUT.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        t = time.perf_counter()
-        n = write_cohort_jsonl(tmp, patients, seed=seed)
-        tmp.rename(path)
-        print(f"generated {n:,} events for {patients:,} patients in {time.perf_counter() - t:.1f} s -> {path}")
-    return path
+from peer import OUT, arguments, cohort_file  # noqa: E402
 
 
 INGEST_CHILD = r"""
@@ -122,12 +107,7 @@ def run_peer(path: Path, workdir: Path, patients: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--patients", type=int, default=10_000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--peer-patients", type=int, default=500)
-    args = ap.parse_args(argv)
+    args = arguments(__doc__, argv)
 
     path = cohort_file(args.patients, args.seed)
     size_mb = path.stat().st_size / 1e6

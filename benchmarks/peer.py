@@ -1,13 +1,44 @@
-"""The naive peer approach both benchmarks compare with: one eventsourcing aggregate per patient, each
-clinical event an aggregate event, saved through an `Application` with the library's SQLite persistence."""
+"""What both benchmarks share: the cohort file, the command-line arguments, and the naive peer approach
+they compare with (one eventsourcing aggregate per patient, each clinical event an aggregate event,
+saved through an `Application` with the library's SQLite persistence)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import time
 from pathlib import Path
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def arguments(doc: str, argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--patients", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--peer-patients", type=int, default=500)
+    return ap.parse_args(argv)
+
+
+def cohort_file(patients: int, seed: int) -> Path:
+    """The synthetic cohort as JSON Lines (generated once by `timeline.testing.cohort`, then reused)."""
+    from timeline.testing.cohort import write_cohort_jsonl
+
+    path = OUT / f"cohort-{patients}-seed{seed}.jsonl"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        t = time.perf_counter()
+        n = write_cohort_jsonl(tmp, patients, seed=seed)
+        tmp.rename(path)
+        print(f"generated {n:,} events for {patients:,} patients in {time.perf_counter() - t:.1f} s -> {path}")
+    return path
 
 
 class PatientTimeline(Aggregate):

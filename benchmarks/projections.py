@@ -18,7 +18,6 @@ build; cohort as-of <= 2 s; one patient <= 50 ms; peak memory <= 2 GB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -31,11 +30,9 @@ from pathlib import Path
 
 import duckdb
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import cohort_file  # noqa: E402
+from peer import OUT, arguments, cohort_file  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -145,12 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from timeline.projections.runner import Projector
     from timeline.queries.views import open_as_of
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--patients", type=int, default=10_000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--peer-patients", type=int, default=500)
-    args = ap.parse_args(argv)
+    args = arguments(__doc__, argv)
 
     path = cohort_file(args.patients, args.seed)
     work = OUT / "projections-bench"
