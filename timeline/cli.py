@@ -23,7 +23,7 @@ log = logging.getLogger("timeline")
 
 
 class UsageError(Exception):
-    pass
+    """A command given wrongly (exit status 2)."""
 
 
 STORE_HELP = f"data folder, postgresql:// URL or 'memory' (default ${STORE_ENV} or {DEFAULT_STORE})"

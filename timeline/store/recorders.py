@@ -224,17 +224,20 @@ class TimelineRecorderMixin:
     def create_timeline_tables(self) -> None:
         # Look before writing: a write in an SQLite read transaction fails at once ("database is
         # locked") while another process appends, so an existing store is opened without any write.
+        if self._timeline_tables_exist():
+            return
+        with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            for statement in _tables(self.dialect, self.names):
+                c.execute(statement)
+
+    def _timeline_tables_exist(self) -> bool:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             try:
                 c.execute(f"SELECT count(*) FROM {self.names.ids} WHERE 1 = 0")
                 c.execute(f"SELECT last_us FROM {self.names.clock} WHERE id = 1")
-                if c.fetchall():
-                    return
-            except Exception:  # noqa: BLE001 - the table does not exist yet
-                pass
-        with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            for statement in _tables(self.dialect, self.names):
-                c.execute(statement)
+                return bool(c.fetchall())
+            except Exception:  # noqa: BLE001 - a table does not exist yet
+                return False
 
     @contextlib.contextmanager
     def append_transaction(self) -> Iterator[AppendTransaction]:
