@@ -132,9 +132,11 @@ class Timeline:
         return Projector(self.store, self.projections_path, params=pipeline.parameters_from(params or {}))
 
     def project(self, rebuild: bool = False, params: Mapping[str, Any] | None = None,
-                on_rows: Callable[[int], None] | None = None):
-        """Catch the DuckDB tables up with the store (or rebuild them); atomic."""
-        return self.projector(params).run(rebuild=rebuild, on_rows=on_rows)
+                on_rows: Callable[[int], None] | None = None,
+                on_table: Callable[[str, int, int], None] | None = None):
+        """Catch the DuckDB tables up with the store (or rebuild them); atomic. `on_rows(n)` and
+        `on_table(name, i, n)` report progress."""
+        return self.projector(params).run(rebuild=rebuild, on_rows=on_rows, on_table=on_table)
 
     def as_of(self, date: date | str | None = None, known_at: datetime | str | None = None,
               params: Mapping[str, Any] | None = None, patients: Iterable[str] | None = None,

@@ -33,10 +33,17 @@ class Progress:
         self.stream.write(f"\r{self.label}: {count:,}{of} {self.unit} ({rate:,.0f}/s)   ")
         self.stream.flush()
 
+    def status(self, text: str) -> None:
+        """Replace the line with a phase of the work (e.g. the table being computed)."""
+        if self.enabled:
+            self.stream.write(f"\r{self.label}: {text}".ljust(79) + " ")
+            self.stream.flush()
+
     def done(self) -> None:
         if self.enabled:
-            self.update(self.count, force=True)
-            self.stream.write("\n")
+            elapsed = time.monotonic() - self.start
+            of = f" of {self.total:,}" if self.total else ""
+            self.stream.write(f"\r{self.label}: {self.count:,}{of} {self.unit}, {elapsed:.1f} s".ljust(79) + "\n")
             self.stream.flush()
 
     def __enter__(self) -> Progress:

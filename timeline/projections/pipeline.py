@@ -22,7 +22,7 @@ import importlib
 import logging
 import math
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -270,7 +270,8 @@ def _with_dependencies(mods: dict[str, ModuleType], tables: Sequence[str]) -> di
 
 
 def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
-          patients: Sequence[str] | None = None, tables: Sequence[str] | None = None) -> list[str]:
+          patients: Sequence[str] | None = None, tables: Sequence[str] | None = None,
+          on_table: Callable[[str, int, int], None] | None = None) -> list[str]:
     """Create the projection tables in `schema` from the connection's `visible_events`.
 
     patients=None: `CREATE OR REPLACE TABLE schema.T AS <query>` for each table in dependency order.
@@ -279,7 +280,7 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
     (created if absent). Wrap the call in a transaction for atomicity.
     tables: build only these tables and the tables they depend on (default: all).
     `params`: module name -> Parameters (from parameters_from); missing modules use defaults.
-    Returns the tables built, in order.
+    `on_table(name, i, n)` is called as each table starts (progress). Returns the tables built, in order.
     """
     mods = modules()
     if tables is not None:
@@ -287,7 +288,9 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
     sch = quote_ident(schema)
     built: list[str] = []
     if patients is None:
-        for module in mods.values():
+        for i, module in enumerate(mods.values(), start=1):
+            if on_table:
+                on_table(module.TABLE, i, len(mods))
             sources = {dep: f"{sch}.{quote_ident(dep)}" for dep in module.DEPENDS_ON}
             con.execute(f"CREATE OR REPLACE TABLE {sch}.{quote_ident(module.TABLE)} AS\n"
                         f"{module_sql(module, params, sources)}")
@@ -300,7 +303,9 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}visible_events AS SELECT * FROM visible_events "
                 f"WHERE patient_id IN (SELECT patient_id FROM {_STAGE}ids)")
     try:
-        for module in mods.values():
+        for i, module in enumerate(mods.values(), start=1):
+            if on_table:
+                on_table(module.TABLE, i, len(mods))
             sources = {"visible_events": f"temp.main.{_STAGE}visible_events"}
             sources |= {dep: f"temp.main.{_STAGE}{dep}" for dep in module.DEPENDS_ON}
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}{module.TABLE} AS\n"

@@ -128,7 +128,8 @@ class Projector:
         flat = {name: value for fields in json.loads(row[0]).values() for name, value in fields.items()}
         return pipeline.parameters_from(flat)
 
-    def run(self, rebuild: bool = False, on_rows: Callable[[int], None] | None = None) -> RunReport:
+    def run(self, rebuild: bool = False, on_rows: Callable[[int], None] | None = None,
+            on_table: Callable[[str, int, int], None] | None = None) -> RunReport:
         """Catch up (or rebuild) and commit atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fingerprint = params_fingerprint(self.params)
@@ -140,6 +141,7 @@ class Projector:
                 log.warning("parameters changed since the last run: rebuilding every table")
                 rebuild = True
             full = rebuild or tracked is None
+            self._on_table = on_table
             report = self._rebuild(con, on_rows) if full else self._catch_up(con, tracked[0], on_rows)
             con.execute("INSERT OR REPLACE INTO _tracking (id, position, parameters, updated_at) "
                         "VALUES (1, ?, ?, now())", [report.position, fingerprint])
@@ -162,7 +164,7 @@ class Projector:
             read += raw.num_rows
         con.execute("DROP TABLE IF EXISTS main.visible_events")
         build_visible(con, temp=True)  # derived from `log` whenever needed: not kept in the file
-        pipeline.build(con, params=self.params)
+        pipeline.build(con, params=self.params, on_table=self._on_table)
         patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchone()[0]
         return RunReport("rebuild", read, patients, position)
 
@@ -182,5 +184,5 @@ class Projector:
         con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _touched")
         build_visible(con, patients="_touched_ids", temp=True)  # the touched patients' visible events
         ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
-        pipeline.build(con, params=self.params, patients=ids)
+        pipeline.build(con, params=self.params, patients=ids, on_table=self._on_table)
         return RunReport("catch-up", read, len(ids), position)

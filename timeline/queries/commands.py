@@ -77,7 +77,8 @@ def cmd_project(args: argparse.Namespace) -> int:
     tl = _timeline(args)
     total = tl.store.max_position()
     with Progress("project", total=total, unit="stored events read") as bar:
-        report = tl.project(rebuild=args.rebuild, params=_params(args.param), on_rows=bar.update)
+        report = tl.project(rebuild=args.rebuild, params=_params(args.param), on_rows=bar.update,
+                            on_table=lambda name, i, n: bar.status(f"computing table {i}/{n}: {name}"))
     print(f"{report.mode}: {report.rows_read} stored events read, {report.patients} patients recomputed, "
           f"position {report.position} -> {tl.projector(_params(args.param)).path}")
     return 0
