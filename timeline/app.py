@@ -33,7 +33,11 @@ def _as_utc(moment: datetime | str | None) -> datetime | None:
     if moment is None:
         return None
     if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            raise ValueError(f"known-at {moment!r} is not an ISO 8601 timestamp "
+                             "(e.g. 2025-09-01T12:00:00Z; UTC when no zone is given)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
@@ -42,7 +46,10 @@ def _as_utc(moment: datetime | str | None) -> datetime | None:
 def _as_date(d: date | str | None) -> date | None:
     if d is None or isinstance(d, date):
         return d
-    return date.fromisoformat(d)
+    try:
+        return date.fromisoformat(d)
+    except ValueError:
+        raise ValueError(f"as-of {d!r} is not a date YYYY-MM-DD") from None
 
 
 class Timeline:

@@ -137,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"timeline: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:  # a malformed date, timestamp or setting given on the command line
+        print(f"timeline {getattr(args, 'command', '')}: {e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
