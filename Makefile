@@ -26,6 +26,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/projections.py
 
 clean:
 	rm -rf $(VENV) timeline-data .pytest_cache .hypothesis
