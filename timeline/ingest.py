@@ -8,7 +8,6 @@ Large files are parsed in a worker process while the main process writes, so bot
 from __future__ import annotations
 
 import csv
-import io
 import json
 import multiprocessing
 import os
@@ -20,8 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from .events import EVENT_ADAPTER, EVENT_TYPES, Event, canonical_json, list_fields, problems_from
+from .events.catalogue import content_id_bytes
 from .events import Problem as FieldProblem
-from .store.eventstore import Prepared, Problem, content_digest
+from .store.eventstore import Prepared, Problem
 from .store.facts import CORRECTED, RETRACTED
 
 
@@ -41,7 +41,7 @@ def _prepare(event: Event, line: int | None, latest: date) -> tuple | Problem:
         return Problem(line, "occurred_on", on.isoformat(),
                        f"is in the future of its recording (latest admissible date {latest.isoformat()})")
     content = canonical_json(event)
-    digest = content_digest(content)
+    digest = content_id_bytes(content)
     given = event.event_id
     eid = given.bytes if given is not None else digest
     hx = eid.hex().encode()
@@ -237,4 +237,4 @@ def count_lines(path: Path) -> int:
     return n
 
 
-__all__ = ["prepare", "read_json_lines", "read_csv", "file_reader", "csv_row_to_json", "content_digest", "io"]
+__all__ = ["prepare", "read_json_blocks", "read_json_lines", "read_csv", "file_reader", "csv_row_to_json"]

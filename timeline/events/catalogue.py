@@ -7,7 +7,6 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from uuid import UUID
 
 from pydantic import Field, TypeAdapter
-from pydantic_core import to_json
 
 from timeline.events import corrections
 from timeline.events.corrections import REPLACEABLE_EVENTS
@@ -63,14 +62,22 @@ def canonical_json(event: EventBase) -> bytes:
     return event.__pydantic_serializer__.to_json(event, exclude_none=True, exclude=_NO_ID)
 
 
+def content_id_bytes(content: bytes) -> bytes:
+    """uuid5(EVENT_ID_NAMESPACE, content) as its 16 bytes (RFC 4122: SHA-1, version and variant bits),
+    on bytes: the hot path of a bulk ingest."""
+    h = bytearray(sha1(_NAMESPACE_BYTES + content).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    return bytes(h)
+
+
 def content_event_id(event: EventBase) -> UUID:
     """The id derived from an event's content: uuid5(EVENT_ID_NAMESPACE, canonical_json(event)).
 
     The same event imported twice gets the same id, so a re-import adds nothing; a given event_id
     is ignored.
     """
-    digest = sha1(_NAMESPACE_BYTES + canonical_json(event)).digest()  # what uuid5 does, on bytes
-    return UUID(bytes=digest[:16], version=5)
+    return UUID(bytes=content_id_bytes(canonical_json(event)))
 
 
 def json_schema() -> dict[str, Any]:

@@ -8,7 +8,6 @@ since clinical order is `occurred_on`, not arrival.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
-from ..events.catalogue import EVENT_ID_NAMESPACE
+from ..events.catalogue import content_id_bytes as content_digest
 from ..events.envelope import EARLIEST_TIMEZONE
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
 from .recorders import (
@@ -44,7 +43,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # recording moment has not happened anywhere yet (the vocabulary checks dates against the same bound).
 FURTHEST_TIMEZONE = EARLIEST_TIMEZONE.utcoffset(None)
 BATCH = 10_000
-_NS = EVENT_ID_NAMESPACE.bytes
 MAX_RETRIES = 5
 
 
@@ -148,15 +146,6 @@ def split_state(state: bytes) -> tuple[bytes, bytes]:
     cut = state.rindex(b',"event_id":"')
     eid = uuid.UUID(state[cut + 13:cut + 49].decode()).bytes
     return eid, content_digest(state[:cut] + b"}")
-
-
-def content_digest(content: bytes) -> bytes:
-    """uuid5(EVENT_ID_NAMESPACE, canonical JSON) as 16 bytes: the derived event id, computed on bytes
-    (`timeline.events.content_event_id` is the same function on a model)."""
-    h = bytearray(hashlib.sha1(_NS + content).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    return bytes(h)
 
 
 class _Appender:
