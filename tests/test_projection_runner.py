@@ -163,3 +163,30 @@ def test_parameter_override_changes_rows_and_forces_rebuild(tmp_path, cohort):
     assert report.mode == "rebuild"
     d50 = tl.sql("SELECT median(platelet_day) AS d FROM engraftment", params={"platelet_threshold_e9_per_l": 50})["d"][0]
     assert d50 > d20
+
+
+def test_warm_replay_of_a_few_patients_equals_a_fresh_build(tmp_path, cohort, monkeypatch):
+    """The prepared, optimiser-free path for a few patients gives the rows of a plain build, and a reused
+    connection keeps nothing of the previous replay."""
+    from datetime import date
+
+    from timeline.projections import replay as rp
+
+    tl = Timeline.open(tmp_path / "store")
+    tl.ingest_file(cohort / "part1.jsonl")
+
+    def tables_of(r) -> dict[str, pl.DataFrame]:
+        out = {}
+        for t in TABLES:
+            df = r.con.sql(f"SELECT * FROM {t}").pl()
+            out[t] = df.sort(df.columns, nulls_last=True)
+        r.close()
+        return out
+
+    for pid, as_of in (("SYN-000003", None), ("SYN-000010", date(2022, 6, 1)), ("SYN-000003", date(2030, 1, 1))):
+        warm = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
+        monkeypatch.setattr(rp, "FEW_PATIENTS", 0)
+        fresh = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
+        monkeypatch.setattr(rp, "FEW_PATIENTS", 20)
+        _assert_same(warm, fresh)
+        assert set(warm["events"]["patient_id"].to_list()) == {pid}

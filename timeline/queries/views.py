@@ -7,7 +7,7 @@ from SQL is switched off, so nothing can be written through it and the engine's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,11 @@ def _lock_down(con: duckdb.DuckDBPyConnection) -> None:
 class ProjectionView:
     """Tables of the projections, read-only. `sql()` returns polars; `relation()` a DuckDB relation."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, description: str):
+    def __init__(self, con: duckdb.DuckDBPyConnection, description: str,
+                 on_close: Callable[[], None] | None = None):
         self._con = con
         self.description = description
+        self._on_close = on_close
 
     def relation(self, query: str) -> duckdb.DuckDBPyRelation:
         check_read_only(self._con, query)
@@ -68,7 +70,11 @@ class ProjectionView:
             "AND NOT internal AND NOT temporary AND NOT starts_with(table_name, '_') ORDER BY 1").fetchall()]
 
     def close(self) -> None:
-        self._con.close()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+        else:
+            self._con.close()
 
     def __enter__(self) -> ProjectionView:
         return self
@@ -104,7 +110,9 @@ def open_as_of(path: Path, as_of: date | None, known_at: datetime | None,
     return ProjectionView(con, f"projections {what}")
 
 
-def view_of(con: duckdb.DuckDBPyConnection, description: str) -> ProjectionView:
-    """Wrap an in-memory replay (see `timeline.projections.replay`) as a read-only view."""
-    _lock_down(con)
-    return ProjectionView(con, description)
+def view_of(replayed, description: str) -> ProjectionView:
+    """Wrap a replay (`timeline.projections.replay.Replay`) as a read-only view; closing the view
+    releases the replay."""
+    if not replayed.locked:
+        _lock_down(replayed.con)
+    return ProjectionView(replayed.con, description, on_close=replayed.close)
