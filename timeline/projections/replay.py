@@ -110,7 +110,10 @@ def _lease(params: Mapping[str, Any]) -> tuple[_Warm, Any]:
 def replay(store: EventStore, patients: Iterable[str], as_of: date | None = None,
            known_at: datetime | None = None, params: Mapping[str, Any] | None = None,
            tables: Iterable[str] | None = None) -> Replay:
-    """The projection tables of these patients as of (as_of, known_at), by the same rules."""
+    """The projection tables of these patients as of (as_of, known_at), by the same rules.
+
+    `tables` limits a large replay to those tables and their dependencies; a replay of a few patients
+    always fills every table (its prepared queries make that cheaper than choosing)."""
     patients = list(patients)
     resolved = params if params is not None else pipeline.parameters_from({})
     if len(patients) <= FEW_PATIENTS:
