@@ -83,15 +83,21 @@ def _prefetched(batches, depth: int = 2):
 
 
 def _raw_batches(store: EventStore, after: int, on_rows: Callable[[int], None] | None):
-    """The stored rows after a position as Arrow tables (columns of RAW_SCHEMA)."""
+    """The stored rows after a position, in batches `insert_log` takes: (batch, its row count, its last
+    position). SQLite batches come packed as one text; others become Arrow tables (RAW_SCHEMA)."""
     read = 0
     for rows in store.recorder.read_raw(after, READ_BATCH):
-        pos, pid, typ, state = zip(*rows)
-        read += len(rows)
+        if hasattr(rows, "text"):
+            batch, count, last = rows, rows.count, rows.last
+        else:
+            pos, pid, typ, state = zip(*rows)
+            batch = pa.table([pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
+                              pa.array(state, pa.string())], schema=RAW_SCHEMA)
+            count, last = len(rows), pos[-1]
+        read += count
         if on_rows:
             on_rows(read)
-        yield pa.table([pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
-                        pa.array(state, pa.string())], schema=RAW_SCHEMA)
+        yield batch, count, last
 
 
 class Projector:
@@ -158,10 +164,10 @@ class Projector:
         create_log(con)
         position = 0
         read = 0
-        for raw in _prefetched(_raw_batches(self.store, 0, on_rows)):
+        for raw, count, last in _prefetched(_raw_batches(self.store, 0, on_rows)):
             insert_log(con, raw)
-            position = raw.column("position")[-1].as_py()
-            read += raw.num_rows
+            position = last
+            read += count
         con.execute("DROP TABLE IF EXISTS main.visible_events")
         build_visible(con, temp=True)  # derived from `log` whenever needed: not kept in the file
         pipeline.build(con, params=self.params, on_table=self._on_table)
@@ -172,13 +178,11 @@ class Projector:
         create_log(con)
         con.execute("CREATE OR REPLACE TEMP TABLE _touched (patient_id VARCHAR)")
         position, read = after, 0
-        for raw in _prefetched(_raw_batches(self.store, after, on_rows)):
+        for raw, count, last in _prefetched(_raw_batches(self.store, after, on_rows)):
             insert_log(con, raw)
-            con.register("_new_rows", raw)
-            con.execute("INSERT INTO _touched SELECT DISTINCT patient_id FROM _new_rows")
-            con.unregister("_new_rows")
-            position = raw.column("position")[-1].as_py()
-            read += raw.num_rows
+            position = last
+            read += count
+        con.execute(f"INSERT INTO _touched SELECT DISTINCT patient_id FROM log WHERE position > {int(after)}")
         if read == 0:
             return RunReport("catch-up", 0, 0, after)
         con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _touched")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -64,10 +65,16 @@ def create_log(con: duckdb.DuckDBPyConnection, name: str = "log") -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({LOG_COLUMNS})")
 
 
-def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | str, name: str = "log") -> None:
-    """Append raw stored rows (Arrow table, or the name of a relation with the RAW_SCHEMA columns)."""
-    source = raw if isinstance(raw, str) else "_raw_rows"
-    if not isinstance(raw, str):
+# PackedRows (timeline.store.recorders) as a relation with the RAW_SCHEMA columns, split by DuckDB
+UNPACK = """(SELECT CAST(p[1] AS BIGINT) AS position, p[2] AS patient_id, p[3] AS type, p[4] AS state
+             FROM (SELECT string_split(line, chr(9)) AS p FROM (SELECT unnest(string_split(?, chr(10))) AS line)))"""
+
+
+def insert_log(con: duckdb.DuckDBPyConnection, raw: Any, name: str = "log") -> None:
+    """Append raw stored rows: an Arrow table with the RAW_SCHEMA columns, or `PackedRows`."""
+    packed = getattr(raw, "text", None)
+    source = UNPACK if packed is not None else "_raw_rows"
+    if packed is None:
         con.register("_raw_rows", raw)
     # one parse per stored row for the envelope's typed columns, one for the payload
     con.execute(f"""
@@ -77,8 +84,8 @@ def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | str, name: str = 
         FROM (SELECT position, patient_id, type, state,
                      from_json(state, '{ENVELOPE_STRUCT}') AS j
               FROM {source})
-    """)
-    if not isinstance(raw, str):
+    """, [packed] if packed is not None else None)
+    if packed is None:
         con.unregister("_raw_rows")
 
 

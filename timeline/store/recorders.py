@@ -289,18 +289,37 @@ class TimelineRecorderMixin:
         return self.max_notification_id() or 0  # type: ignore[attr-defined]
 
 
-class _SQLiteBulkReader:
-    """`read_raw` for SQLite on a connection of its own, with plain tuple rows (several times faster
-    than the library's pooled connections with their row factory, for millions of rows)."""
+@dataclass(frozen=True)
+class PackedRows:
+    """A batch of stored rows as one text, a line per row: `position TAB patient_id TAB type TAB state`.
 
-    def read_raw(self, after: int, batch: int) -> Iterator[list[tuple[int, str, str, str]]]:
+    JSON text never holds a raw tab or newline (they are escaped), nor do patient ids and type names, so
+    the packing is unambiguous. It lets SQLite build the batch in C (`group_concat`) and DuckDB split it
+    vectorised, instead of a Python object per value.
+    """
+
+    text: str
+    count: int
+    last: int  # the batch's highest position
+
+
+class _SQLiteBulkReader:
+    """`read_raw` for SQLite on a connection of its own, whole batches packed into one text each."""
+
+    def read_raw(self, after: int, batch: int) -> Iterator[PackedRows]:
         con = sqlite3.connect(self.datastore.pool.db_name, uri=True, check_same_thread=False)  # type: ignore[attr-defined]
         try:
-            cur = con.execute(
-                f"SELECT rowid, originator_id, topic, CAST(state AS TEXT) FROM {self.names.events} "  # type: ignore[attr-defined]
-                "WHERE rowid > ? ORDER BY rowid", [after])
-            while rows := cur.fetchmany(batch):
-                yield rows
+            con.execute("BEGIN")  # one read transaction: a consistent snapshot across batches
+            while True:
+                last, count, text = con.execute(
+                    "SELECT max(rowid), count(*), group_concat(rowid || char(9) || originator_id || char(9) "
+                    "|| topic || char(9) || CAST(state AS TEXT), char(10)) FROM (SELECT rowid, originator_id, "
+                    f"topic, state FROM {self.names.events} WHERE rowid > ? ORDER BY rowid LIMIT ?)",  # type: ignore[attr-defined]
+                    [after, batch]).fetchone()
+                if not count:
+                    return
+                yield PackedRows(text, count, last)
+                after = last
         finally:
             con.close()
 
