@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +62,29 @@ def store_location(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "data")
     return request.getfixturevalue("pg_url")
+
+
+# -- the seed cohort (fixtures/seed), ingested and projected once per test session ---------------------
+SEED = Path(__file__).resolve().parent.parent / "fixtures" / "seed"
+SEED_CUTOFF = json.loads((SEED / "cohort.json").read_text(encoding="utf-8"))["data_cutoff"]
+
+
+@pytest.fixture(scope="session")
+def seed_timeline(tmp_path_factory):
+    """A fresh store with every seed file ingested (607 events) and projected; read-only for tests."""
+    from timeline.app import Timeline
+    from timeline.demo import seed_files
+
+    tl = Timeline.open(str(tmp_path_factory.mktemp("seed") / "data"))
+    assert sum(tl.ingest_file(path).new for path in seed_files(SEED)) == 607
+    tl.project()
+    yield tl
+    tl.close()
+
+
+@pytest.fixture(scope="session")
+def seed_report(seed_timeline):
+    """The outcomes report of the seed cohort at its data cut-off."""
+    from timeline.queries.report import build_report
+
+    return build_report(seed_timeline, as_of=SEED_CUTOFF)

@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 
 from timeline.app import Timeline
-from timeline.demo import seed_files
 from timeline.projections.pipeline import ParameterError
 from timeline.queries import figures as F
 from timeline.queries.report import Report, build_report, render_figures, render_html, render_markdown
@@ -20,18 +19,13 @@ CUTOFF = json.loads((SEED / "cohort.json").read_text(encoding="utf-8"))["data_cu
 
 
 @pytest.fixture(scope="module")
-def timeline(tmp_path_factory) -> Timeline:
-    tl = Timeline.open(str(tmp_path_factory.mktemp("report") / "data"))
-    for path in seed_files(SEED):
-        tl.ingest_file(path)
-    tl.project()
-    yield tl
-    tl.close()
+def timeline(seed_timeline) -> Timeline:
+    return seed_timeline  # conftest: ingested and projected once per session
 
 
 @pytest.fixture(scope="module")
-def report(timeline: Timeline) -> Report:
-    return build_report(timeline, as_of=CUTOFF)
+def report(seed_report) -> Report:
+    return seed_report
 
 
 def _lookup(df: pl.DataFrame, key: str, name: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from timeline.app import Timeline
 from timeline.demo import seed_files
-from timeline.queries.report import Report, build_report
+from timeline.queries.report import Report
 
 SEED = Path(__file__).resolve().parent.parent / "fixtures" / "seed"
 COHORT = json.loads((SEED / "cohort.json").read_text(encoding="utf-8"))
@@ -24,19 +24,13 @@ CUTOFF = COHORT["data_cutoff"]
 
 
 @pytest.fixture(scope="module")
-def timeline(tmp_path_factory) -> Timeline:
-    """A fresh store with the seed fixtures ingested and projected (once for the module)."""
-    tl = Timeline.open(str(tmp_path_factory.mktemp("seed") / "data"))
-    new = sum(tl.ingest_file(path).new for path in seed_files(SEED))
-    assert new == 607
-    tl.project()
-    yield tl
-    tl.close()
+def timeline(seed_timeline) -> Timeline:
+    return seed_timeline  # conftest: ingested and projected once per session
 
 
 @pytest.fixture(scope="module")
-def report(timeline: Timeline) -> Report:
-    return build_report(timeline, as_of=CUTOFF)
+def report(seed_report) -> Report:
+    return seed_report
 
 
 @pytest.fixture(scope="module")
