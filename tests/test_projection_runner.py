@@ -95,7 +95,7 @@ def _consistent(path: Path) -> None:
         return
     con = duckdb.connect(str(path), read_only=True)
     try:
-        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "_tracking" not in names or not con.execute("SELECT count(*) FROM _tracking").fetchone()[0]:
             return  # the first run never committed: nothing was published
         pos = con.execute("SELECT position FROM _tracking").fetchone()[0]

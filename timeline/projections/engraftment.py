@@ -97,30 +97,22 @@ class Parameters:
             check_int(name, getattr(self, name), low=0)
 
 
-def _run_start_sql(values: str, threshold: float, run_length: int, out: str) -> str:
-    """First day of the first run of `run_length` values >= `threshold` in relation `values`.
-
-    `values(patient_id, on_, v, eligible, breaks)`: one row per day with a count after day 0; `eligible`
-    says whether the value may count; `breaks` is true when something other than a low value (a
-    transfusion) resets the run before this value. Returns `patient_id, <out>`.
-    """
+def _run_start_sql(value: str, ok: str, low: str, island: str, tf_seq: str, threshold: float,
+                   run_length: int) -> str:
+    """First day (`run_on`) of the first run of `run_length` values >= `threshold` after the nadir, per
+    patient, from `days` (one row per patient-day, running counts computed in one window pass, see
+    query()): `value` is the day's value, `ok` says the day's value may count, `low` is the number of low values before the day (> 0: the day is
+    after the nadir), `island` numbers the runs (a running count of run breakers), `tf_seq` the platelet
+    transfusions so far (a new one also starts a new run; 0 for neutrophils)."""
     t = num(threshold)
     return f"""
-    SELECT patient_id, min(run_on) AS {out}
+    SELECT patient_id, min(run_on) AS run_on
     FROM (
-        SELECT patient_id, island, min(on_) FILTER (WHERE v >= {t}) AS run_on,
-               count(*) FILTER (WHERE v >= {t}) AS n_high
-        FROM (
-            SELECT patient_id, on_, v,
-                   sum(CASE WHEN v < {t} OR breaks THEN 1 ELSE 0 END)
-                       OVER (PARTITION BY patient_id ORDER BY on_ ROWS UNBOUNDED PRECEDING) AS island
-            FROM (
-                SELECT *, min(CASE WHEN v < {t} THEN on_ END) OVER (PARTITION BY patient_id) AS nadir_on
-                FROM {values}
-            )
-            WHERE on_ > nadir_on AND eligible
-        )
-        GROUP BY patient_id, island
+        SELECT patient_id, min(on_) FILTER (WHERE v >= {t}) AS run_on, count(*) FILTER (WHERE v >= {t}) AS n_high
+        FROM (SELECT patient_id, on_, {ok} AS ok, {low} AS low, {island} AS island, {tf_seq} AS tf_seq,
+                     {value} AS v FROM days)
+        WHERE ok AND low > 0
+        GROUP BY patient_id, island, tf_seq
     )
     WHERE n_high >= {int(run_length)}
     GROUP BY patient_id"""
@@ -129,6 +121,7 @@ def _run_start_sql(values: str, threshold: float, run_length: int, out: str) -> 
 def query(p: Parameters) -> str:
     anc_thr = num(p.anc_threshold_e9_per_l)
     plt_thr = num(p.platelet_threshold_e9_per_l)
+    plt50_thr = num(p.platelet_second_threshold_e9_per_l)
     free = int(p.platelet_transfusion_free_days)
     return f"""
 WITH tx AS (
@@ -138,39 +131,52 @@ WITH tx AS (
     FROM patients
     WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM visible_events)
 ),
-ev AS (
+ev AS (   -- recorded engraftment and graft failure after day 0
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, tx.hsct_on
     FROM visible_events v JOIN tx USING (patient_id)
-    WHERE v.occurred_on > tx.hsct_on
-      AND v.type IN ('blood_count', 'engraftment', 'graft_failure')
+    WHERE v.occurred_on > tx.hsct_on AND v.type IN ('engraftment', 'graft_failure')
 ),
-counts AS (   -- one value per lineage per day: the lowest
-    SELECT patient_id, occurred_on AS on_,
-           min(TRY_CAST(payload->>'anc_e9_per_l' AS DOUBLE)) AS anc,
-           min(TRY_CAST(payload->>'platelets_e9_per_l' AS DOUBLE)) AS plt
-    FROM ev WHERE type = 'blood_count'
-    GROUP BY patient_id, occurred_on
+counts AS (   -- one value per lineage per day after day 0: the lowest
+    SELECT c.patient_id, c.occurred_on AS on_, min(TRY_CAST(x[1] AS DOUBLE)) AS anc,
+           min(TRY_CAST(x[2] AS DOUBLE)) AS plt
+    FROM (SELECT patient_id, occurred_on, json_extract_string(payload, ['anc_e9_per_l', 'platelets_e9_per_l']) AS x
+          FROM visible_events WHERE type = 'blood_count') c
+    JOIN tx USING (patient_id)
+    WHERE c.occurred_on > tx.hsct_on
+    GROUP BY c.patient_id, c.occurred_on
 ),
-anc AS (
-    SELECT patient_id, on_, anc AS v, true AS eligible, false AS breaks FROM counts WHERE anc IS NOT NULL
+plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values), numbered
+    SELECT patient_id, tf_on, row_number() OVER (PARTITION BY patient_id ORDER BY tf_on) AS tf_seq
+    FROM (SELECT DISTINCT patient_id, occurred_on AS tf_on FROM visible_events
+          WHERE type = 'transfusion' AND payload->>'product' = 'platelets')
 ),
-plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values)
-    SELECT DISTINCT patient_id, occurred_on AS tf_on FROM visible_events
-    WHERE type = 'transfusion' AND payload->>'product' = 'platelets'
+days AS (   -- each day: platelet eligibility (transfusion-free window), transfusions so far, and running
+            -- counts in one window pass: low values before the day, run breakers up to it
+    SELECT patient_id, on_, anc, plt, tf_seq, plt_ok,
+           anc_lows - coalesce(CAST(anc < {anc_thr} AS INTEGER), 0) AS anc_low, anc_lows AS anc_island,
+           plt_lows - coalesce(CAST(plt < {plt_thr} AS INTEGER), 0) AS plt_low,
+           plt50_lows - coalesce(CAST(plt < {plt50_thr} AS INTEGER), 0) AS plt50_low, plt_island, plt50_island
+    FROM (
+        SELECT *,
+               sum(CAST(anc < {anc_thr} AS INTEGER)) OVER upto AS anc_lows,
+               sum(CAST(plt < {plt_thr} AS INTEGER)) OVER upto AS plt_lows,
+               sum(CAST(plt_ok AND plt < {plt_thr} AS INTEGER)) OVER upto AS plt_island,
+               sum(CAST(plt < {plt50_thr} AS INTEGER)) OVER upto AS plt50_lows,
+               sum(CAST(plt_ok AND plt < {plt50_thr} AS INTEGER)) OVER upto AS plt50_island
+        FROM (
+            SELECT c.patient_id, c.on_, c.anc, c.plt, coalesce(t.tf_seq, 0) AS tf_seq,
+                   c.plt IS NOT NULL AND (t.tf_on IS NULL OR c.on_ - t.tf_on >= {free}) AS plt_ok
+            FROM counts c ASOF LEFT JOIN plt_tf t ON c.patient_id = t.patient_id AND c.on_ >= t.tf_on
+        )
+        WINDOW upto AS (PARTITION BY patient_id ORDER BY on_ ROWS UNBOUNDED PRECEDING)
+    )
 ),
-plt_last_tf AS (
-    SELECT c.patient_id, c.on_, c.plt AS v, t.tf_on AS last_tf
-    FROM (SELECT patient_id, on_, plt FROM counts WHERE plt IS NOT NULL) c
-    ASOF LEFT JOIN plt_tf t ON c.patient_id = t.patient_id AND c.on_ >= t.tf_on
-),
-plt AS (   -- eligibility by the transfusion-free window; a transfusion since the previous eligible value resets
-    SELECT patient_id, on_, v, eligible,
-           coalesce(last_tf > lag(on_) OVER (PARTITION BY patient_id, eligible ORDER BY on_), false) AS breaks
-    FROM (SELECT *, (last_tf IS NULL OR on_ - last_tf >= {free}) AS eligible FROM plt_last_tf)
-),
-anc_eng AS ({_run_start_sql("anc", p.anc_threshold_e9_per_l, p.anc_run_length, "run_on")}),
-plt_eng AS ({_run_start_sql("plt", p.platelet_threshold_e9_per_l, p.platelet_run_length, "run_on")}),
-plt50_eng AS ({_run_start_sql("plt", p.platelet_second_threshold_e9_per_l, p.platelet_run_length, "run_on")}),
+anc_eng AS ({_run_start_sql("anc", "anc IS NOT NULL", "anc_low", "anc_island", "0",
+                            p.anc_threshold_e9_per_l, p.anc_run_length)}),
+plt_eng AS ({_run_start_sql("plt", "plt_ok", "plt_low", "plt_island", "tf_seq",
+                            p.platelet_threshold_e9_per_l, p.platelet_run_length)}),
+plt50_eng AS ({_run_start_sql("plt", "plt_ok", "plt50_low", "plt50_island", "tf_seq",
+                              p.platelet_second_threshold_e9_per_l, p.platelet_run_length)}),
 lineage_info AS (
     SELECT patient_id,
            count(anc) > 0 AS has_anc, coalesce(bool_or(anc < {anc_thr}), false) AS anc_low,

@@ -55,7 +55,7 @@ WITH transplants AS ({transplants_sql()}),
 day0 AS (
     SELECT patient_id, day0_on FROM transplants WHERE ordinal = {int(p.index_transplant)}
 )
-SELECT v.event_id, v.patient_id, v.type, v.occurred_on, v.recorded_at,
+SELECT CAST(v.event_id AS VARCHAR) AS event_id, v.patient_id, v.type, v.occurred_on, v.recorded_at,
        CAST(v.occurred_on - d.day0_on AS INTEGER) AS day,
        v.payload
 FROM visible_events v

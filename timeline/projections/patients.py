@@ -36,10 +36,17 @@ class Parameters:
 
 def query(p: Parameters) -> str:
     return f"""
-WITH ev AS (
-    SELECT * FROM events WHERE type NOT IN ('event_corrected', 'event_retracted')
+WITH per_patient AS (   -- one pass over every event: who, last event, day 0
+    SELECT patient_id, max(occurred_on) AS last_event_on,
+           any_value(occurred_on - day) FILTER (WHERE day IS NOT NULL) AS hsct_on
+    FROM events WHERE type NOT IN ('event_corrected', 'event_retracted') GROUP BY patient_id
 ),
-ids AS (SELECT DISTINCT patient_id FROM ev),
+ids AS (SELECT patient_id FROM per_patient),
+ev AS MATERIALIZED (   -- the few events read below, picked out once
+    SELECT * FROM events
+    WHERE type IN ('patient_registered', 'diagnosis', 'stem_cell_infusion', 'conditioning_started',
+                   'gvhd_prophylaxis_started', 'relapse', 'death')
+),
 reg AS (
     SELECT patient_id, payload->>'sex' AS sex, TRY_CAST(payload->>'birth_date' AS DATE) AS birth_date
     FROM ev WHERE type = 'patient_registered'
@@ -50,10 +57,7 @@ dx AS (
     FROM ev WHERE type = 'diagnosis'
     QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
 ),
-hsct AS (
-    SELECT patient_id, any_value(occurred_on - day) AS hsct_on
-    FROM ev WHERE day IS NOT NULL GROUP BY patient_id
-),
+hsct AS (SELECT patient_id, hsct_on FROM per_patient WHERE hsct_on IS NOT NULL),
 inf AS (
     SELECT *, coalesce(TRY_CAST(payload->>'transplant_number' AS INTEGER), 1) AS transplant_number
     FROM ev WHERE type = 'stem_cell_infusion' AND day IS NOT NULL
@@ -104,7 +108,7 @@ death AS (
     FROM ev WHERE type = 'death'
     QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
 ),
-seen AS (SELECT patient_id, max(occurred_on) AS last_event_on FROM ev GROUP BY patient_id),
+seen AS (SELECT patient_id, last_event_on FROM per_patient),
 fdc AS (
     SELECT patient_id, min(day) AS full_donor_chimerism_day
     FROM chimerism WHERE category = 'full_donor' AND day > 0 GROUP BY patient_id

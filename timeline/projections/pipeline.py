@@ -240,8 +240,10 @@ def module_sql(module: ModuleType | str, params: Mapping[str, Any] | None = None
         module = modules()[module]
     name = module.__name__.rsplit(".", 1)[-1]
     p = (params or {}).get(name) or module.Parameters()
-    ctes = [f"{quote_ident(alias)} AS (SELECT * FROM {rel})" for alias, rel in (sources or {}).items()
-            if rel != alias]
+    # NOT MATERIALIZED: a renamed input is read in place (a table scan with filters and projections pushed
+    # down), never copied whole into a CTE buffer
+    ctes = [f"{quote_ident(alias)} AS NOT MATERIALIZED (SELECT * FROM {rel})"
+            for alias, rel in (sources or {}).items() if rel != alias]
     body = module.query(p)
     if not ctes:
         return body
@@ -271,7 +273,8 @@ def _with_dependencies(mods: dict[str, ModuleType], tables: Sequence[str]) -> di
 
 def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
           patients: Sequence[str] | None = None, tables: Sequence[str] | None = None,
-          on_table: Callable[[str, int, int], None] | None = None) -> list[str]:
+          on_table: Callable[[str, int, int], None] | None = None,
+          given: Mapping[str, str] | None = None) -> list[str]:
     """Create the projection tables in `schema` from the connection's `visible_events`.
 
     patients=None: `CREATE OR REPLACE TABLE schema.T AS <query>` for each table in dependency order.
@@ -279,19 +282,25 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
     their visible events into temporary stage tables, then deleted from and inserted into schema.T
     (created if absent). Wrap the call in a transaction for atomicity.
     tables: build only these tables and the tables they depend on (default: all).
+    given: relations to read instead of `visible_events` or of a table, which is then not built (the
+    runner keeps `events` as a view over the log and hands its rows, computed once, to every rule).
     `params`: module name -> Parameters (from parameters_from); missing modules use defaults.
     `on_table(name, i, n)` is called as each table starts (progress). Returns the tables built, in order.
     """
     mods = modules()
     if tables is not None:
         mods = _with_dependencies(mods, tables)
+    given = dict(given or {})
+    visible = given.pop("visible_events", "visible_events")
+    todo = {name: m for name, m in mods.items() if m.TABLE not in given}
     sch = quote_ident(schema)
     built: list[str] = []
     if patients is None:
-        for i, module in enumerate(mods.values(), start=1):
+        for i, module in enumerate(todo.values(), start=1):
             if on_table:
-                on_table(module.TABLE, i, len(mods))
-            sources = {dep: f"{sch}.{quote_ident(dep)}" for dep in module.DEPENDS_ON}
+                on_table(module.TABLE, i, len(todo))
+            sources = {"visible_events": visible}
+            sources |= {dep: given.get(dep, f"{sch}.{quote_ident(dep)}") for dep in module.DEPENDS_ON}
             con.execute(f"CREATE OR REPLACE TABLE {sch}.{quote_ident(module.TABLE)} AS\n"
                         f"{module_sql(module, params, sources)}")
             built.append(module.TABLE)
@@ -300,29 +309,30 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
     ids = [str(x) for x in patients]
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}ids AS SELECT DISTINCT unnest(?::VARCHAR[]) AS patient_id",
                 [ids])
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}visible_events AS SELECT * FROM visible_events "
-                f"WHERE patient_id IN (SELECT patient_id FROM {_STAGE}ids)")
+    of_ids = f"WHERE patient_id IN (SELECT patient_id FROM {_STAGE}ids)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}visible_events AS SELECT * FROM {visible} {of_ids}")
+    stage = {m.TABLE: f"(SELECT * FROM {given[m.TABLE]} {of_ids})" if m.TABLE in given
+             else f"temp.main.{_STAGE}{m.TABLE}" for m in mods.values()}
     try:
-        for i, module in enumerate(mods.values(), start=1):
+        for i, module in enumerate(todo.values(), start=1):
             if on_table:
-                on_table(module.TABLE, i, len(mods))
+                on_table(module.TABLE, i, len(todo))
             sources = {"visible_events": f"temp.main.{_STAGE}visible_events"}
-            sources |= {dep: f"temp.main.{_STAGE}{dep}" for dep in module.DEPENDS_ON}
+            sources |= {dep: stage[dep] for dep in module.DEPENDS_ON}
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}{module.TABLE} AS\n"
                         f"{module_sql(module, params, sources)}")
-        for module in mods.values():
+        for module in todo.values():
             target = f"{sch}.{quote_ident(module.TABLE)}"
-            stage = f"temp.main.{_STAGE}{module.TABLE}"
             exists = con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? AND NOT temporary",
                 [schema, module.TABLE]).fetchone()[0]
             if exists:
                 con.execute(f"DELETE FROM {target} WHERE patient_id IN (SELECT patient_id FROM {_STAGE}ids)")
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {stage}")
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {stage[module.TABLE]}")
             else:
-                con.execute(f"CREATE TABLE {target} AS SELECT * FROM {stage}")
+                con.execute(f"CREATE TABLE {target} AS SELECT * FROM {stage[module.TABLE]}")
             built.append(module.TABLE)
     finally:
-        for name in ["ids", "visible_events", *(m.TABLE for m in mods.values())]:
+        for name in ["ids", "visible_events", *(m.TABLE for m in todo.values())]:
             con.execute(f"DROP TABLE IF EXISTS temp.main.{_STAGE}{name}")
     return built

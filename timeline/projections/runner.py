@@ -15,25 +15,22 @@ import hashlib
 import json
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from ..store.eventstore import EventStore
 from . import pipeline
-from .visible import RAW_SCHEMA, build_visible, create_log, insert_log
+from .visible import amendments_of, create_log, fact_versions, insert_log, visible_sql
 
 log = logging.getLogger(__name__)
 
 PROJECTIONS_FILE = "projections.duckdb"
 PROJECTIONS_ENV = "TIMELINE_PROJECTIONS"
-READ_BATCH = 250_000
+READ_CHUNK = 2_000_000  # store positions per read: one DuckDB statement each, progress between them
 
 
 @dataclass(frozen=True)
@@ -56,48 +53,30 @@ def projections_path(store: EventStore) -> Path:
     return Path("timeline-data") / f"projections-{digest}.duckdb"
 
 
+# The file's layout: a file written by another layout is rebuilt, not caught up (2: `events` is a view
+# over `log`, which keeps event ids as UUIDs).
+LAYOUT = 2
+
+
 def params_fingerprint(params: Mapping[str, Any]) -> str:
-    return json.dumps({k: asdict(v) for k, v in sorted(params.items())}, sort_keys=True, default=str)
+    """What the rows depend on besides the events: the parameters, and the layout of the file."""
+    return json.dumps({"_layout": {"version": LAYOUT}} | {k: asdict(v) for k, v in sorted(params.items())},
+                      sort_keys=True, default=str)
 
 
-def _prefetched(batches, depth: int = 2):
-    """Iterate `batches` produced by a background thread, so reading the store (sqlite3 releases the GIL
-    while it steps) overlaps with DuckDB digesting the previous batch (DuckDB releases it too)."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-
-    def produce() -> None:
-        try:
-            for b in batches:
-                q.put(b)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-            q.put(e)
-        finally:
-            q.put(done)
-
-    threading.Thread(target=produce, daemon=True, name="timeline-store-reader").start()
-    while (item := q.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-
-
-def _raw_batches(store: EventStore, after: int, on_rows: Callable[[int], None] | None):
-    """The stored rows after a position, in batches `insert_log` takes: (batch, its row count, its last
-    position). SQLite batches come packed as one text; others become Arrow tables (RAW_SCHEMA)."""
+def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
+              on_rows: Callable[[int], None] | None) -> tuple[int, int]:
+    """Append the stored rows after `after` to `log`, in chunks (progress after each); returns (rows
+    read, last position). The end is fixed first: rows appended meanwhile wait for the next run."""
+    end = store.max_position()
     read = 0
-    for rows in store.recorder.read_raw(after, READ_BATCH):
-        if hasattr(rows, "text"):
-            batch, count, last = rows, rows.count, rows.last
-        else:
-            pos, pid, typ, state = zip(*rows)
-            batch = pa.table([pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
-                              pa.array(state, pa.string())], schema=RAW_SCHEMA)
-            count, last = len(rows), pos[-1]
-        read += count
+    for lo in range(after, end, READ_CHUNK):
+        with store.recorder.read_arrow(lo, min(lo + READ_CHUNK, end)) as reader:
+            insert_log(con, reader)
+        read = con.execute(f"SELECT count(*) FROM log WHERE position > {int(after)}").fetchall()[0][0]
         if on_rows:
             on_rows(read)
-        yield batch, count, last
+    return read, max(end, after)
 
 
 class Projector:
@@ -131,7 +110,8 @@ class Projector:
             con.close()
         if not row:
             return None
-        flat = {name: value for fields in json.loads(row[0]).values() for name, value in fields.items()}
+        flat = {name: value for module, fields in json.loads(row[0]).items() if not module.startswith("_")
+                for name, value in fields.items()}
         return pipeline.parameters_from(flat)
 
     def run(self, rebuild: bool = False, on_rows: Callable[[int], None] | None = None,
@@ -139,12 +119,12 @@ class Projector:
         """Catch up (or rebuild) and commit atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fingerprint = params_fingerprint(self.params)
-        con = duckdb.connect(str(self.path))
+        con = duckdb.connect(str(self.path), config={"preserve_insertion_order": False})
         try:
             con.execute("BEGIN TRANSACTION")
             tracked = self._tracking(con)
             if tracked is not None and tracked[1] != fingerprint and not rebuild:
-                log.warning("parameters changed since the last run: rebuilding every table")
+                log.warning("parameters (or the file's layout) changed since the last run: rebuilding every table")
                 rebuild = True
             full = rebuild or tracked is None
             self._on_table = on_table
@@ -160,33 +140,56 @@ class Projector:
             con.close()
 
     def _rebuild(self, con: duckdb.DuckDBPyConnection, on_rows) -> RunReport:
-        con.execute("DROP TABLE IF EXISTS log")
+        for name in ("events", "_visible_events", "log", "visible_events"):  # visible_events: earlier layout
+            _drop(con, name)
         create_log(con)
-        position = 0
-        read = 0
-        for raw, count, last in _prefetched(_raw_batches(self.store, 0, on_rows)):
-            insert_log(con, raw)
-            position = last
-            read += count
-        con.execute("DROP TABLE IF EXISTS main.visible_events")
-        build_visible(con, temp=True)  # derived from `log` whenever needed: not kept in the file
-        pipeline.build(con, params=self.params, on_table=self._on_table)
+        read, position = _load_log(con, self.store, 0, on_rows)
+        self._publish_events(con)
+        con.execute("CREATE OR REPLACE TEMP TABLE _build_events AS SELECT * FROM events")
+        pipeline.build(con, params=self.params, on_table=self._on_table, given=BUILD_INPUTS)
         patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchone()[0]
         return RunReport("rebuild", read, patients, position)
 
     def _catch_up(self, con: duckdb.DuckDBPyConnection, after: int, on_rows) -> RunReport:
         create_log(con)
-        con.execute("CREATE OR REPLACE TEMP TABLE _touched (patient_id VARCHAR)")
-        position, read = after, 0
-        for raw, count, last in _prefetched(_raw_batches(self.store, after, on_rows)):
-            insert_log(con, raw)
-            position = last
-            read += count
-        con.execute(f"INSERT INTO _touched SELECT DISTINCT patient_id FROM log WHERE position > {int(after)}")
+        read, position = _load_log(con, self.store, after, on_rows)
         if read == 0:
             return RunReport("catch-up", 0, 0, after)
-        con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _touched")
-        build_visible(con, patients="_touched_ids", temp=True)  # the touched patients' visible events
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM log "
+                    f"WHERE position > {int(after)}")
+        self._publish_events(con)
+        con.execute("CREATE OR REPLACE TEMP TABLE _build_events AS SELECT * FROM events "
+                    "WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
         ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
-        pipeline.build(con, params=self.params, patients=ids, on_table=self._on_table)
+        pipeline.build(con, params=self.params, patients=ids, on_table=self._on_table, given=BUILD_INPUTS)
         return RunReport("catch-up", read, len(ids), position)
+
+    def _publish_events(self, con: duckdb.DuckDBPyConnection) -> None:
+        """`events` as a view over the log: `_fact_versions` (the fold of every amendment, a small table)
+        and `_visible_events` (the log seen through it). The payloads are stored once, in `log`."""
+        con.register("_fact_versions_now", fact_versions(amendments_of(con), None))
+        try:
+            con.execute("CREATE OR REPLACE TABLE _fact_versions AS SELECT * FROM _fact_versions_now")
+        finally:
+            con.unregister("_fact_versions_now")
+        con.execute(f"CREATE OR REPLACE VIEW _visible_events AS {visible_sql('log', '_fact_versions', None, None)}")
+        events = pipeline.module_sql("events", self.params, {"visible_events": "_visible_events"})
+        con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
+
+
+# The rules read the visible events once computed (`_build_events`, a temporary table of this run), not the
+# `events` view, which would recompute them for each rule.
+BUILD_INPUTS = {
+    "events": "temp.main._build_events",
+    "visible_events": "(SELECT event_id, patient_id, type, occurred_on, recorded_at, payload "
+                      "FROM temp.main._build_events)",
+}
+
+
+def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a table or view of the file by name, whichever it is."""
+    kind = con.execute("SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = $n AND NOT temporary "
+                       "UNION ALL SELECT 'VIEW' FROM duckdb_views() WHERE view_name = $n AND NOT temporary "
+                       "AND NOT internal", {"n": name}).fetchall()
+    for (k,) in kind:
+        con.execute(f"DROP {k} main.{pipeline.quote_ident(name)}")

@@ -11,6 +11,7 @@ validates them at ingest and renders `timeline history`), applied to the amendme
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -20,29 +21,24 @@ import duckdb
 import pyarrow as pa
 
 from ..store.facts import AMENDMENTS, CORRECTED, Ledger, LogRecord
-from ..store.recorders import StoredRow
-
-RAW_SCHEMA = pa.schema([
-    ("position", pa.int64()),
-    ("patient_id", pa.string()),
-    ("type", pa.string()),
-    ("state", pa.string()),
-])
+from ..store.recorders import RAW_SCHEMA, StoredRow
 
 LOG_COLUMNS = """
     position BIGINT NOT NULL,
     patient_id VARCHAR NOT NULL,
-    event_id VARCHAR NOT NULL,
+    event_id UUID NOT NULL,
     type VARCHAR NOT NULL,
     occurred_on DATE NOT NULL,
     recorded_at TIMESTAMPTZ NOT NULL,
-    target VARCHAR,
+    target UUID,
     payload JSON NOT NULL
 """
 
 
-ENVELOPE_STRUCT = json.dumps({"event_id": "VARCHAR", "occurred_on": "DATE", "recorded_at": "TIMESTAMPTZ",
-                              "corrects": "VARCHAR", "retracts": "VARCHAR"})
+# Event ids are UUIDs (EVENTS.md), kept as such in the log: 16 bytes that need no string compression; the
+# `events` projection shows them as text.
+ENVELOPE_STRUCT = json.dumps({"event_id": "UUID", "occurred_on": "DATE", "recorded_at": "TIMESTAMPTZ",
+                              "corrects": "UUID", "retracts": "UUID"})
 
 
 # The payload is the event's own fields (plus source/recorded_by/note): the envelope columns are removed
@@ -65,28 +61,21 @@ def create_log(con: duckdb.DuckDBPyConnection, name: str = "log") -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({LOG_COLUMNS})")
 
 
-# PackedRows (timeline.store.recorders) as a relation with the RAW_SCHEMA columns, split by DuckDB
-UNPACK = """(SELECT CAST(p[1] AS BIGINT) AS position, p[2] AS patient_id, p[3] AS type, p[4] AS state
-             FROM (SELECT string_split(line, chr(9)) AS p FROM (SELECT unnest(string_split(?, chr(10))) AS line)))"""
-
-
-def insert_log(con: duckdb.DuckDBPyConnection, raw: Any, name: str = "log") -> None:
-    """Append raw stored rows: an Arrow table with the RAW_SCHEMA columns, or `PackedRows`."""
-    packed = getattr(raw, "text", None)
-    source = UNPACK if packed is not None else "_raw_rows"
-    if packed is None:
-        con.register("_raw_rows", raw)
-    # one parse per stored row for the envelope's typed columns, one for the payload
-    con.execute(f"""
-        INSERT INTO {name}
-        SELECT position, patient_id, j.event_id, type, j.occurred_on, j.recorded_at,
-               coalesce(j.corrects, j.retracts), json_merge_patch(state, '{STRIP_ENVELOPE}')
-        FROM (SELECT position, patient_id, type, state,
-                     from_json(state, '{ENVELOPE_STRUCT}') AS j
-              FROM {source})
-    """, [packed] if packed is not None else None)
-    if packed is None:
-        con.unregister("_raw_rows")
+def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchReader, name: str = "log") -> None:
+    """Append raw stored rows (RAW_SCHEMA columns: an Arrow table, or a stream DuckDB pulls batch by batch)."""
+    con.register("_raw_rows", raw)
+    try:
+        # one parse per stored row for the envelope's typed columns, one for the payload
+        con.execute(f"""
+            INSERT INTO {name}
+            SELECT position, patient_id, j.event_id, type, j.occurred_on, j.recorded_at,
+                   coalesce(j.corrects, j.retracts), json_merge_patch(state, '{STRIP_ENVELOPE}')
+            FROM (SELECT position, patient_id, type, state, from_json(state, '{ENVELOPE_STRUCT}') AS j
+                  FROM _raw_rows)
+        """)
+    finally:
+        with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the insert's
+            con.unregister("_raw_rows")
 
 
 def fact_versions(amendments: list[tuple], known_at: datetime | None) -> pa.Table:
@@ -118,6 +107,8 @@ def visible_sql(log: str, versions: str, as_of: date | None, known_at: datetime 
     d = f"WHERE occurred_on <= DATE '{as_of.isoformat()}'" if as_of else ""
     pf = f"AND o.patient_id IN (SELECT patient_id FROM {patients})" if patients else ""
     amend = ", ".join(f"'{t}'" for t in AMENDMENTS)
+    versions = (f"(SELECT CAST(fact_id AS UUID) AS fact_id, CAST(version_id AS UUID) AS version_id, retracted "
+                f"FROM {versions})")
     return f"""
     SELECT * FROM (
         SELECT o.event_id, o.patient_id, o.type, o.occurred_on, o.recorded_at, o.payload
@@ -140,7 +131,8 @@ def amendments_of(con: duckdb.DuckDBPyConnection, log: str = "log", patients: st
     pf = f"AND patient_id IN (SELECT patient_id FROM {patients})" if patients else ""
     amend = ", ".join(f"'{t}'" for t in AMENDMENTS)
     return con.execute(
-        f"SELECT position, patient_id, event_id, type, target, recorded_at FROM {log} "
+        f"SELECT position, patient_id, CAST(event_id AS VARCHAR), type, CAST(target AS VARCHAR), recorded_at "
+        f"FROM {log} "
         f"WHERE type IN ({amend}) {pf}").fetchall()
 
 

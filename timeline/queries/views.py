@@ -65,9 +65,10 @@ class ProjectionView:
         return self._con.sql(f'SELECT * FROM "{name}"').pl()
 
     def tables(self) -> list[str]:
+        """The projection tables (in the materialised file `events` is a view over the log)."""
         return [r[0] for r in self._con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND NOT internal AND NOT temporary AND NOT starts_with(table_name, '_') ORDER BY 1").fetchall()]
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = 'main' AND NOT starts_with(table_name, '_') ORDER BY 1").fetchall()]
 
     def close(self) -> None:
         if self._on_close is not None:

@@ -19,10 +19,12 @@ lock); the SQLite and PostgreSQL recorders only supply their dialect.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
+
+import pyarrow as pa
 
 from eventsourcing.persistence import IntegrityError as LibraryIntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -30,6 +32,10 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
+
+# Stored rows as the projection loader takes them (`read_arrow`): position, patient, type, state as text.
+RAW_SCHEMA = pa.schema([("position", pa.int64()), ("patient_id", pa.string()), ("type", pa.string()),
+                        ("state", pa.string())])
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,8 @@ class Dialect:
     blob: str  # byte-string column type
     lock_clock: str  # statement that takes the writers' lock and returns the clock
     find_text: str  # SELECT of the stream holding a piece of text in its state
+    position: str  # the library's notification id column (the log position)
+    state_text: str  # the state column as text
     ids_options: str = ""  # table options of the id index
 
     def sql(self, text: str) -> str:
@@ -70,6 +78,8 @@ SQLITE = Dialect(
     # busy timeout), so this no-op update serialises writers before anything is read.
     lock_clock="UPDATE {clock} SET last_us = last_us WHERE id = 1 RETURNING last_us",
     find_text="SELECT originator_id FROM {table} WHERE instr(CAST(state AS TEXT), ?) > 0 LIMIT 1",
+    position="rowid",
+    state_text="CAST(state AS TEXT)",
     ids_options=" WITHOUT ROWID",
 )
 POSTGRES = Dialect(
@@ -77,6 +87,8 @@ POSTGRES = Dialect(
     blob="BYTEA",
     lock_clock="SELECT last_us FROM {clock} WHERE id = 1 FOR UPDATE",
     find_text="SELECT originator_id FROM {table} WHERE position(? in convert_from(state, 'UTF8')) > 0 LIMIT 1",
+    position="notification_id",
+    state_text="convert_from(state, 'UTF8')",
 )
 
 
@@ -268,17 +280,33 @@ class TimelineRecorderMixin:
             ]
             after = notes[-1].id
 
-    def read_raw(self, after: int, batch: int) -> Iterator[list[tuple[int, str, str, str]]]:
-        """(position, patient_id, type, state as text) tuples after a position, in commit order, in
-        batches: the bulk path of `read_all` (same rows, same order) for the projection loader, without
-        building an object per row. One read transaction: a consistent snapshot."""
+    def read_raw(self, after: int, upto: int, batch: int) -> Iterator[list[tuple[int, str, str, str]]]:
+        """(position, patient_id, type, state as text) tuples with after < position <= upto, in commit
+        order, in batches: the bulk path of `read_all` (same rows, same order), without building an
+        object per row. One read transaction: a consistent snapshot."""
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
-            cur.execute(self.dialect.sql(
-                f"SELECT notification_id, originator_id, topic, convert_from(state, 'UTF8') "
-                f"FROM {self.names.events} WHERE notification_id > ? ORDER BY notification_id"), [after])
+            d = self.dialect
+            cur.execute(d.sql(
+                f"SELECT {d.position}, originator_id, topic, {d.state_text} FROM {self.names.events} "
+                f"WHERE {d.position} > ? AND {d.position} <= ? ORDER BY {d.position}"), [after, upto])
             while rows := cur.fetchmany(batch):
                 yield rows
+
+    @contextlib.contextmanager
+    def read_arrow(self, after: int, upto: int, batch: int = 65_536) -> Iterator[pa.RecordBatchReader]:
+        """The stored rows with after < position <= upto as an Arrow stream (RAW_SCHEMA columns), for
+        DuckDB to pull. Positions up to `max_position()` are committed and never change (appends are
+        serialised by the writers' lock), so consecutive ranges read one consistent prefix of the log."""
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for rows in self.read_raw(after, upto, batch):
+                pos, pid, typ, state = zip(*rows)
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
+                     pa.array(state, pa.string())], schema=RAW_SCHEMA)
+
+        yield pa.RecordBatchReader.from_batches(RAW_SCHEMA, batches())
 
     def patient_ids(self) -> list[str]:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
@@ -289,39 +317,26 @@ class TimelineRecorderMixin:
         return self.max_notification_id() or 0  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class PackedRows:
-    """A batch of stored rows as one text, a line per row: `position TAB patient_id TAB type TAB state`.
-
-    JSON text never holds a raw tab or newline (they are escaped), nor do patient ids and type names, so
-    the packing is unambiguous. It lets SQLite build the batch in C (`group_concat`) and DuckDB split it
-    vectorised, instead of a Python object per value.
-    """
-
-    text: str
-    count: int
-    last: int  # the batch's highest position
-
-
 class _SQLiteBulkReader:
-    """`read_raw` for SQLite on a connection of its own, whole batches packed into one text each."""
+    """`read_arrow` for an SQLite file through the Apache Arrow ADBC SQLite driver: record batches built in
+    C and pulled by DuckDB without Python in between (about 1.5M rows/s here, five times Python's sqlite3).
+    An in-memory store (a shared cache of this process's sqlite3 library) falls back to `read_raw`."""
 
-    def read_raw(self, after: int, batch: int) -> Iterator[PackedRows]:
-        con = sqlite3.connect(self.datastore.pool.db_name, uri=True, check_same_thread=False)  # type: ignore[attr-defined]
-        try:
-            con.execute("BEGIN")  # one read transaction: a consistent snapshot across batches
-            while True:
-                last, count, text = con.execute(
-                    "SELECT max(rowid), count(*), group_concat(rowid || char(9) || originator_id || char(9) "
-                    "|| topic || char(9) || CAST(state AS TEXT), char(10)) FROM (SELECT rowid, originator_id, "
-                    f"topic, state FROM {self.names.events} WHERE rowid > ? ORDER BY rowid LIMIT ?)",  # type: ignore[attr-defined]
-                    [after, batch]).fetchone()
-                if not count:
-                    return
-                yield PackedRows(text, count, last)
-                after = last
-        finally:
-            con.close()
+    @contextlib.contextmanager
+    def read_arrow(self, after: int, upto: int, batch: int = 65_536) -> Iterator[pa.RecordBatchReader]:
+        db = self.datastore.pool.db_name  # type: ignore[attr-defined]
+        if db.startswith("file:") or db == ":memory:":
+            with super().read_arrow(after, upto, batch) as reader:  # type: ignore[misc]
+                yield reader
+            return
+        import adbc_driver_sqlite.dbapi as adbc
+
+        with adbc.connect(Path(db).resolve().as_uri() + "?mode=ro") as con, con.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch)})
+            cur.execute(f"SELECT rowid AS position, originator_id AS patient_id, topic AS type, "
+                        f"CAST(state AS TEXT) AS state FROM {self.names.events} "  # type: ignore[attr-defined]
+                        f"WHERE rowid > {int(after)} AND rowid <= {int(upto)} ORDER BY rowid")
+            yield cur.fetch_record_batch()
 
 
 class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApplicationRecorder):
