@@ -283,7 +283,8 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
     (created if absent). Wrap the call in a transaction for atomicity.
     tables: build only these tables and the tables they depend on (default: all).
     given: relations to read instead of `visible_events` or of a table, which is then not built (the
-    runner keeps `events` as a view over the log and hands its rows, computed once, to every rule).
+    runner keeps `events` as a view over the log and hands its rows, computed once, to every rule); with
+    `patients`, they hold those patients' rows only.
     `params`: module name -> Parameters (from parameters_from); missing modules use defaults.
     `on_table(name, i, n)` is called as each table starts (progress). Returns the tables built, in order.
     """
@@ -309,16 +310,16 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
     ids = [str(x) for x in patients]
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}ids AS SELECT DISTINCT unnest(?::VARCHAR[]) AS patient_id",
                 [ids])
-    of_ids = f"WHERE patient_id IN (SELECT patient_id FROM {_STAGE}ids)"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}visible_events AS SELECT * FROM {visible} {of_ids}")
-    stage = {m.TABLE: f"(SELECT * FROM {given[m.TABLE]} {of_ids})" if m.TABLE in given
-             else f"temp.main.{_STAGE}{m.TABLE}" for m in mods.values()}
+    if visible == "visible_events":
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}visible_events AS SELECT * FROM visible_events "
+                    f"WHERE patient_id IN (SELECT patient_id FROM {_STAGE}ids)")
+        visible = f"temp.main.{_STAGE}visible_events"
+    stage = {m.TABLE: given.get(m.TABLE, f"temp.main.{_STAGE}{m.TABLE}") for m in mods.values()}
     try:
         for i, module in enumerate(todo.values(), start=1):
             if on_table:
                 on_table(module.TABLE, i, len(todo))
-            sources = {"visible_events": f"temp.main.{_STAGE}visible_events"}
-            sources |= {dep: stage[dep] for dep in module.DEPENDS_ON}
+            sources = {"visible_events": visible} | {dep: stage[dep] for dep in module.DEPENDS_ON}
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}{module.TABLE} AS\n"
                         f"{module_sql(module, params, sources)}")
         for module in todo.values():

@@ -11,6 +11,7 @@ the store in one transaction. Changed parameters force a rebuild (the rows depen
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -65,15 +66,15 @@ def params_fingerprint(params: Mapping[str, Any]) -> str:
 
 
 def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
-              on_rows: Callable[[int], None] | None) -> tuple[int, int]:
-    """Append the stored rows after `after` to `log`, in chunks (progress after each); returns (rows
-    read, last position). The end is fixed first: rows appended meanwhile wait for the next run."""
+              on_rows: Callable[[int], None] | None, into: str = "log") -> tuple[int, int]:
+    """Append the stored rows after `after` to table `into`, in chunks (progress after each); returns
+    (rows read, last position). The end is fixed first: rows appended meanwhile wait for the next run."""
     end = store.max_position()
     read = 0
     for lo in range(after, end, READ_CHUNK):
         with store.recorder.read_arrow(lo, min(lo + READ_CHUNK, end)) as reader:
-            insert_log(con, reader)
-        read = con.execute(f"SELECT count(*) FROM log WHERE position > {int(after)}").fetchall()[0][0]
+            insert_log(con, reader, into)
+        read = con.execute(f"SELECT count(*) FROM {into} WHERE position > {int(after)}").fetchall()[0][0]
         if on_rows:
             on_rows(read)
     return read, max(end, after)
@@ -144,7 +145,7 @@ class Projector:
             _drop(con, name)
         create_log(con)
         read, position = _load_log(con, self.store, 0, on_rows)
-        self._publish_events(con)
+        self._publish_events(con, touched=False)
         con.execute("CREATE OR REPLACE TEMP TABLE _build_events AS SELECT * FROM events")
         pipeline.build(con, params=self.params, on_table=self._on_table, given=BUILD_INPUTS)
         patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchone()[0]
@@ -152,29 +153,48 @@ class Projector:
 
     def _catch_up(self, con: duckdb.DuckDBPyConnection, after: int, on_rows) -> RunReport:
         create_log(con)
-        read, position = _load_log(con, self.store, after, on_rows)
+        con.execute("DROP TABLE IF EXISTS temp.main._new_log")
+        create_log(con, "_new_log", temp=True)
+        read, position = _load_log(con, self.store, after, on_rows, into="temp.main._new_log")
         if read == 0:
             return RunReport("catch-up", 0, 0, after)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM log "
-                    f"WHERE position > {int(after)}")
-        self._publish_events(con)
-        con.execute("CREATE OR REPLACE TEMP TABLE _build_events AS SELECT * FROM events "
-                    "WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
+        con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _new_log")
+        # the touched patients' whole log, their earlier rows found in one scan before the new ones join it
+        con.execute("CREATE OR REPLACE TEMP TABLE _touched_log AS SELECT * FROM log "
+                    "WHERE patient_id IN (SELECT patient_id FROM _touched_ids) UNION ALL SELECT * FROM _new_log")
+        con.execute("INSERT INTO log SELECT * FROM _new_log")
+        versions = self._publish_events(con, touched=True)
+        con.execute("CREATE OR REPLACE TEMP TABLE _touched_visible AS "
+                    + visible_sql("temp.main._touched_log", versions, None, None))
+        events = pipeline.module_sql("events", self.params, {"visible_events": "temp.main._touched_visible"})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _build_events AS {events}")  # the view's rows, for them
         ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
         pipeline.build(con, params=self.params, patients=ids, on_table=self._on_table, given=BUILD_INPUTS)
         return RunReport("catch-up", read, len(ids), position)
 
-    def _publish_events(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _publish_events(self, con: duckdb.DuckDBPyConnection, touched: bool) -> str | None:
         """`events` as a view over the log: `_fact_versions` (the fold of every amendment, a small table)
-        and `_visible_events` (the log seen through it). The payloads are stored once, in `log`."""
-        con.register("_fact_versions_now", fact_versions(amendments_of(con), None))
+        and `_visible_events` (the log seen through it). The payloads are stored once, in `log`.
+        touched: only the touched patients' facts are folded again (from `_touched_log`); an amendment
+        belongs to its target's patient, so no other patient's facts can have changed. Returns the
+        fact-versions relation to read, None if no fact is corrected or retracted."""
+        folded = fact_versions(amendments_of(con, "temp.main._touched_log" if touched else "log"), None)
+        con.register("_fact_versions_now", folded)
         try:
-            con.execute("CREATE OR REPLACE TABLE _fact_versions AS SELECT * FROM _fact_versions_now")
+            if touched:
+                con.execute("DELETE FROM _fact_versions WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
+                con.execute("INSERT INTO _fact_versions SELECT * FROM _fact_versions_now")
+            else:
+                con.execute("CREATE OR REPLACE TABLE _fact_versions AS SELECT * FROM _fact_versions_now")
         finally:
-            con.unregister("_fact_versions_now")
-        con.execute(f"CREATE OR REPLACE VIEW _visible_events AS {visible_sql('log', '_fact_versions', None, None)}")
+            with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is above
+                con.unregister("_fact_versions_now")
+        any_version = con.execute("SELECT count(*) FROM _fact_versions").fetchall()[0][0]
+        versions = "_fact_versions" if any_version else None  # the view is rewritten by every run
+        con.execute(f"CREATE OR REPLACE VIEW _visible_events AS {visible_sql('log', versions, None, None)}")
         events = pipeline.module_sql("events", self.params, {"visible_events": "_visible_events"})
         con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
+        return versions
 
 
 # The rules read the visible events once computed (`_build_events`, a temporary table of this run), not the

@@ -57,8 +57,8 @@ def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
     return pa.table([pos, pid, typ, state], schema=RAW_SCHEMA)
 
 
-def create_log(con: duckdb.DuckDBPyConnection, name: str = "log") -> None:
-    con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({LOG_COLUMNS})")
+def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = False) -> None:
+    con.execute(f"CREATE {'TEMP ' if temp else ''}TABLE IF NOT EXISTS {name} ({LOG_COLUMNS})")
 
 
 def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchReader, name: str = "log") -> None:
@@ -80,7 +80,7 @@ def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchRea
 
 def fact_versions(amendments: list[tuple], known_at: datetime | None) -> pa.Table:
     """Fold amendment rows (position, patient_id, event_id, type, target, recorded_at) into
-    fact id → (version event id in force or NULL, retracted)."""
+    fact id → (patient, version event id in force or NULL, retracted)."""
     ledger = Ledger()
     amendment_ids = {a[2] for a in amendments}
     for pos, pid, eid, typ, target, rec_at in sorted(amendments):
@@ -90,23 +90,31 @@ def fact_versions(amendments: list[tuple], known_at: datetime | None) -> pa.Tabl
             ledger.add(LogRecord(-1, pid, target, "original", date.min, rec_at, {}))
         key = "corrects" if typ == CORRECTED else "retracts"
         ledger.add(LogRecord(pos, pid, eid, typ, date.min, rec_at, {key: target}))
-    fid, version, retracted = [], [], []
+    pids, fid, version, retracted = [], [], [], []
     for f in ledger.facts.values():
         if f.corrections or f.retraction is not None or f.reverted:
+            pids.append(f.original.patient_id)
             fid.append(f.original.event_id)
             version.append(f.corrections[-1].event_id if f.corrections else None)
             retracted.append(f.retraction is not None)
-    return pa.table({"fact_id": pa.array(fid, pa.string()), "version_id": pa.array(version, pa.string()),
+    return pa.table({"patient_id": pa.array(pids, pa.string()), "fact_id": pa.array(fid, pa.string()), "version_id": pa.array(version, pa.string()),
                      "retracted": pa.array(retracted, pa.bool_())})
 
 
-def visible_sql(log: str, versions: str, as_of: date | None, known_at: datetime | None,
+def visible_sql(log: str, versions: str | None, as_of: date | None, known_at: datetime | None,
                 patients: str | None = None) -> str:
-    """SELECT of `visible_events` from a log relation and a fact-versions relation."""
+    """SELECT of `visible_events` from a log relation and a fact-versions relation (None: no fact is
+    corrected or retracted, so the originals are read as they are)."""
     k = f"AND o.recorded_at <= CAST('{known_at.isoformat()}' AS TIMESTAMPTZ)" if known_at else ""
     d = f"WHERE occurred_on <= DATE '{as_of.isoformat()}'" if as_of else ""
     pf = f"AND o.patient_id IN (SELECT patient_id FROM {patients})" if patients else ""
     amend = ", ".join(f"'{t}'" for t in AMENDMENTS)
+    if versions is None:
+        return f"""
+    SELECT * FROM (
+        SELECT o.event_id, o.patient_id, o.type, o.occurred_on, o.recorded_at, o.payload
+        FROM {log} o WHERE o.type NOT IN ({amend}) {k} {pf}
+    ) {d}"""
     versions = (f"(SELECT CAST(fact_id AS UUID) AS fact_id, CAST(version_id AS UUID) AS version_id, retracted "
                 f"FROM {versions})")
     return f"""
@@ -146,6 +154,6 @@ def build_visible(con: duckdb.DuckDBPyConnection, *, log: str = "log", target: s
     try:
         kind = "TEMP TABLE" if temp else "TABLE"
         con.execute(f"CREATE OR REPLACE {kind} {target} AS "
-                    f"{visible_sql(log, '_fact_versions', as_of, known_at, patients)}")
+                    f"{visible_sql(log, '_fact_versions' if versions.num_rows else None, as_of, known_at, patients)}")
     finally:
         con.unregister("_fact_versions")
