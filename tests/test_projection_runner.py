@@ -85,8 +85,35 @@ def test_catch_up_equals_rebuild(tmp_path, cohort):
     second = tl.project()
     assert second.mode == "catch-up" and second.rows_read > 0
     assert tl.project().rows_read == 0  # nothing new: nothing read
+    # a later catch-up touching another patient keeps the amended facts of the first in force
+    tl.ingest([{"type": "follow_up", "patient_id": "SYN-000090", "occurred_on": "2026-01-06",
+                "disease_status": "not_assessed"}])
+    third = tl.project()
+    assert (third.mode, third.patients) == ("catch-up", 1)
+    hidden = tl.sql(f"SELECT count(*) AS n FROM events WHERE event_id = '{count.original.event_id}'")["n"][0]
+    assert hidden == 0
     Timeline(tl.store, ref).project(rebuild=True)
     _assert_same(_tables(proj), _tables(ref))
+
+
+def test_a_file_of_another_layout_is_rebuilt_not_caught_up(tmp_path, cohort):
+    """The file records its layout with its parameters: a file written by an earlier layout (here: its
+    tracking row rewritten without it) is rebuilt by the next run, which leaves `events` a view."""
+    store, proj = tmp_path / "store", tmp_path / "p.duckdb"
+    tl = Timeline.open(store, projections=proj)
+    tl.ingest_file(cohort / "part1.jsonl")
+    tl.project()
+    con = duckdb.connect(str(proj))
+    params = json.loads(con.execute("SELECT parameters FROM _tracking").fetchone()[0])
+    del params["_layout"]
+    con.execute("UPDATE _tracking SET parameters = ?", [json.dumps(params, sort_keys=True)])
+    con.close()
+    tl.ingest_file(cohort / "part2.jsonl")
+    assert tl.project().mode == "rebuild"
+    con = duckdb.connect(str(proj), read_only=True)
+    kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+    con.close()
+    assert kinds["events"] == "VIEW" and kinds["log"] == "BASE TABLE"
 
 
 def _consistent(path: Path) -> None:

@@ -366,26 +366,6 @@ def test_unknown_and_invalid_parameters():
         pipeline.parameters_from({"index_transplant": "0"})
 
 
-def test_missing_module_fallback_only_for_that_module(monkeypatch, caplog):
-    real = pipeline.importlib.import_module
-
-    def fake(name):
-        if name.endswith(".endpoints"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        if name.endswith(".complications"):
-            raise ModuleNotFoundError("No module named 'scipyx'", name="scipyx")
-        return real(name)
-
-    monkeypatch.setattr(pipeline.importlib, "import_module", fake)
-    monkeypatch.setattr(pipeline, "MODULE_NAMES", ("events", "endpoints"))
-    pipeline._warned.discard("timeline.projections.endpoints")
-    assert list(pipeline.modules()) == ["events"]
-    assert "endpoints" in caplog.text
-    monkeypatch.setattr(pipeline, "MODULE_NAMES", ("events", "complications"))
-    with pytest.raises(ModuleNotFoundError):
-        pipeline.modules()
-
-
 def test_build_into_schema_and_incremental_patients():
     events = [infusion("2024-01-01", "P1"), ev("follow_up", "2024-03-01", "P1", disease_status="remission"),
               infusion("2024-02-01", "P2"), ev("chimerism_test", "2024-03-01", "P2", donor_percent=99,

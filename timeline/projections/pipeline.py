@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import logging
 import math
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-logger = logging.getLogger(__name__)
 
 PACKAGE = "timeline.projections"
 MODULE_NAMES = (
@@ -42,7 +40,6 @@ MODULE_NAMES = (
 
 # Stage-table prefix used by incremental builds (temporary tables of the connection).
 _STAGE = "_timeline_stage_"
-_warned: set[str] = set()
 
 
 class ParameterError(ValueError):
@@ -89,23 +86,8 @@ def quote_ident(name: str) -> str:
 
 
 def modules() -> dict[str, ModuleType]:
-    """The importable projection modules by name, in dependency order.
-
-    TEMPORARY fallback (the lead removes it once all modules exist): a module whose own file does not
-    exist yet is skipped with a warning; any other import error propagates.
-    """
-    found: dict[str, ModuleType] = {}
-    for name in MODULE_NAMES:
-        full = f"{PACKAGE}.{name}"
-        try:
-            found[name] = importlib.import_module(full)
-        except ModuleNotFoundError as exc:
-            if exc.name != full:
-                raise
-            if full not in _warned:
-                _warned.add(full)
-                logger.warning("projection module %s is not available yet; skipping its table", full)
-    return _dependency_order(found)
+    """The projection modules by name, in dependency order."""
+    return _dependency_order({name: importlib.import_module(f"{PACKAGE}.{name}") for name in MODULE_NAMES})
 
 
 def _dependency_order(found: dict[str, ModuleType]) -> dict[str, ModuleType]:

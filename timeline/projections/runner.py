@@ -1,12 +1,14 @@
 """The projection runner: keeps a DuckDB file caught up with the event store.
 
-The DuckDB file holds the log as stored (`log`), every projection table, and `_tracking` (the last store
-position read and the parameters used); `visible_events` is derived from the log in each run, as a
-temporary table, for all patients or for the touched ones. A catch-up reads only the rows after the
-tracking position, recomputes the patients they touch (every rule is per
-patient), and commits rows and position in one DuckDB transaction: a crash at any moment leaves the file
-as it was before the run or as it is after it, never in between. A rebuild recomputes everything from
-the store in one transaction. Changed parameters force a rebuild (the rows depend on them).
+The DuckDB file holds the log as stored (`log`, read from the store as Arrow batches and parsed by
+DuckDB), `_fact_versions` (corrections and retractions in force), `events` (a view over the log through
+them: the payloads are stored once), every other projection table, and `_tracking` (the last store
+position read, the parameters and the file's layout). In each run the visible events are computed once,
+into a temporary table every rule reads, for all patients or for the touched ones. A catch-up reads only
+the rows after the tracking position, recomputes the patients they touch (every rule is per patient), and
+commits rows and position in one DuckDB transaction: a crash at any moment leaves the file as it was
+before the run or as it is after it, never in between. A rebuild recomputes everything from the store in
+one transaction. Changed parameters (or another layout) force a rebuild (the rows depend on them).
 """
 
 from __future__ import annotations
