@@ -20,7 +20,8 @@ import duckdb
 
 from ..store.eventstore import EventStore
 from . import pipeline
-from .visible import amendments_of, build_visible, create_log, fact_versions, insert_log, raw_table, visible_sql
+from .visible import (VERSIONS_SQL, amendments_of, build_visible, create_log, fact_versions, insert_log, raw_table,
+                      visible_sql)
 
 FEW_PATIENTS = 20
 POOL_SIZE = 4  # warm connections kept per parameter set
@@ -58,9 +59,8 @@ class _Warm:
         con = duckdb.connect(config={"threads": 1})
         con.execute("PRAGMA disable_optimizer")
         create_log(con)
-        con.register("_fv", fact_versions([], None))
+        con.execute(f"CREATE TABLE _fv AS {VERSIONS_SQL}", fact_versions([], None))
         con.execute(f"CREATE TABLE visible_events AS {visible_sql('log', '_fv', None, None)} LIMIT 0")
-        con.unregister("_fv")
         pipeline.build(con, params=params)  # empty tables: their columns and types
         self.tables = [m.TABLE for m in pipeline.modules().values()]
         for m in pipeline.modules().values():
@@ -74,11 +74,9 @@ class _Warm:
         for t in ("log", "visible_events", *self.tables):
             c.execute(f"DELETE FROM {t}")
         load_patients(c, store, patients)
-        c.register("_fv", fact_versions(amendments_of(c), known_at))
-        try:
-            c.execute(f"INSERT INTO visible_events {visible_sql('log', '_fv', as_of, known_at)}")
-        finally:
-            c.unregister("_fv")
+        c.execute("DELETE FROM _fv")
+        c.execute(f"INSERT INTO _fv {VERSIONS_SQL}", fact_versions(amendments_of(c), known_at))
+        c.execute(f"INSERT INTO visible_events {visible_sql('log', '_fv', as_of, known_at)}")
         for t in self.tables:
             c.execute(f"EXECUTE timeline_{t}")
 

@@ -13,7 +13,6 @@ one transaction. Changed parameters (or another layout) force a rebuild (the row
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +26,7 @@ import duckdb
 
 from ..store.eventstore import EventStore
 from . import pipeline
-from .visible import amendments_of, create_log, fact_versions, insert_log, visible_sql
+from .visible import VERSIONS_SQL, amendments_of, create_log, fact_versions, insert_log, visible_sql
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +180,11 @@ class Projector:
         belongs to its target's patient, so no other patient's facts can have changed. Returns the
         fact-versions relation to read, None if no fact is corrected or retracted."""
         folded = fact_versions(amendments_of(con, "temp.main._touched_log" if touched else "log"), None)
-        con.register("_fact_versions_now", folded)
-        try:
-            if touched:
-                con.execute("DELETE FROM _fact_versions WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
-                con.execute("INSERT INTO _fact_versions SELECT * FROM _fact_versions_now")
-            else:
-                con.execute("CREATE OR REPLACE TABLE _fact_versions AS SELECT * FROM _fact_versions_now")
-        finally:
-            with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is above
-                con.unregister("_fact_versions_now")
+        if touched:
+            con.execute("DELETE FROM _fact_versions WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
+            con.execute(f"INSERT INTO _fact_versions {VERSIONS_SQL}", folded)
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE _fact_versions AS {VERSIONS_SQL}", folded)
         any_version = con.execute("SELECT count(*) FROM _fact_versions").fetchall()[0][0]
         versions = "_fact_versions" if any_version else None  # the view is rewritten by every run
         con.execute(f"CREATE OR REPLACE VIEW _visible_events AS {visible_sql('log', versions, None, None)}")

@@ -15,7 +15,6 @@ import contextlib
 import json
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -54,7 +53,8 @@ def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
         pid.append(r.patient_id)
         typ.append(r.type)
         state.append(r.state.decode())
-    return pa.table([pos, pid, typ, state], schema=RAW_SCHEMA)
+    return pa.Table.from_arrays([pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
+                                 pa.array(state, pa.string())], schema=RAW_SCHEMA)
 
 
 def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = False) -> None:
@@ -78,9 +78,9 @@ def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchRea
             con.unregister("_raw_rows")
 
 
-def fact_versions(amendments: list[tuple], known_at: datetime | None) -> pa.Table:
+def fact_versions(amendments: list[tuple], known_at: datetime | None) -> dict[str, list]:
     """Fold amendment rows (position, patient_id, event_id, type, target, recorded_at) into
-    fact id → (patient, version event id in force or NULL, retracted)."""
+    fact id → (patient, version event id in force or NULL, retracted), as columns for `VERSIONS_SQL`."""
     ledger = Ledger()
     amendment_ids = {a[2] for a in amendments}
     for pos, pid, eid, typ, target, rec_at in sorted(amendments):
@@ -97,8 +97,13 @@ def fact_versions(amendments: list[tuple], known_at: datetime | None) -> pa.Tabl
             fid.append(f.original.event_id)
             version.append(f.corrections[-1].event_id if f.corrections else None)
             retracted.append(f.retraction is not None)
-    return pa.table({"patient_id": pa.array(pids, pa.string()), "fact_id": pa.array(fid, pa.string()), "version_id": pa.array(version, pa.string()),
-                     "retracted": pa.array(retracted, pa.bool_())})
+    return {"patient_id": pids, "fact_id": fid, "version_id": version, "retracted": retracted}
+
+
+# The fact versions as a relation, from the columns `fact_versions` returns passed as list parameters (no
+# Python object per row crosses, and no Arrow conversion, which would import pandas)
+VERSIONS_SQL = ("SELECT unnest($patient_id::VARCHAR[]) AS patient_id, unnest($fact_id::VARCHAR[]) AS fact_id, "
+                "unnest($version_id::VARCHAR[]) AS version_id, unnest($retracted::BOOLEAN[]) AS retracted")
 
 
 def visible_sql(log: str, versions: str | None, as_of: date | None, known_at: datetime | None,
@@ -149,11 +154,9 @@ def build_visible(con: duckdb.DuckDBPyConnection, *, log: str = "log", target: s
                   patients: str | None = None, temp: bool = False) -> None:
     """(Re)create `target` as the visible events of `log` for (as_of, known_at), optionally for the
     patients listed in relation `patients` only."""
-    versions = fact_versions(amendments_of(con, log, patients), known_at)  # noqa: F841 - scanned by DuckDB
-    con.register("_fact_versions", versions)
-    try:
-        kind = "TEMP TABLE" if temp else "TABLE"
-        con.execute(f"CREATE OR REPLACE {kind} {target} AS "
-                    f"{visible_sql(log, '_fact_versions' if versions.num_rows else None, as_of, known_at, patients)}")
-    finally:
-        con.unregister("_fact_versions")
+    versions = fact_versions(amendments_of(con, log, patients), known_at)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _visible_versions AS {VERSIONS_SQL}", versions)
+    kind = "TEMP TABLE" if temp else "TABLE"
+    relation = "temp.main._visible_versions" if versions["fact_id"] else None
+    con.execute(f"CREATE OR REPLACE {kind} {target} AS {visible_sql(log, relation, as_of, known_at, patients)}")
+    con.execute("DROP TABLE temp.main._visible_versions")
