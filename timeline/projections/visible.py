@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from ..store.facts import AMENDMENTS, CORRECTED, Ledger, LogRecord
-from ..store.recorders import RAW_SCHEMA, StoredRow
+from ..store.recorders import StoredRow, raw_schema
 
 LOG_COLUMNS = """
     position BIGINT NOT NULL,
@@ -54,7 +54,7 @@ def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
         typ.append(r.type)
         state.append(r.state.decode())
     return pa.Table.from_arrays([pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
-                                 pa.array(state, pa.string())], schema=RAW_SCHEMA)
+                                 pa.array(state, pa.string())], schema=raw_schema())
 
 
 def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = False) -> None:
@@ -62,7 +62,7 @@ def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = F
 
 
 def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchReader, name: str = "log") -> None:
-    """Append raw stored rows (RAW_SCHEMA columns: an Arrow table, or a stream DuckDB pulls batch by batch)."""
+    """Append raw stored rows (`raw_schema()` columns: an Arrow table, or a stream DuckDB pulls batch by batch)."""
     con.register("_raw_rows", raw)
     try:
         # one parse per stored row for the envelope's typed columns, one for the payload

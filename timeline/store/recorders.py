@@ -22,9 +22,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eventsourcing.persistence import IntegrityError as LibraryIntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -33,9 +31,17 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
 
-# Stored rows as the projection loader takes them (`read_arrow`): position, patient, type, state as text.
-RAW_SCHEMA = pa.schema([("position", pa.int64()), ("patient_id", pa.string()), ("type", pa.string()),
-                        ("state", pa.string())])
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def raw_schema() -> pa.Schema:
+    """Stored rows as the projection loader takes them (`read_arrow`): position, patient, type, state as
+    text. (pyarrow is imported on use: the store's other commands do without it.)"""
+    import pyarrow as pa
+
+    return pa.schema([("position", pa.int64()), ("patient_id", pa.string()), ("type", pa.string()),
+                      ("state", pa.string())])
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,18 +301,21 @@ class TimelineRecorderMixin:
 
     @contextlib.contextmanager
     def read_arrow(self, after: int, upto: int, batch: int = 65_536) -> Iterator[pa.RecordBatchReader]:
-        """The stored rows with after < position <= upto as an Arrow stream (RAW_SCHEMA columns), for
+        """The stored rows with after < position <= upto as an Arrow stream (`raw_schema()`), for
         DuckDB to pull. Positions up to `max_position()` are committed and never change (appends are
         serialised by the writers' lock), so consecutive ranges read one consistent prefix of the log."""
+        import pyarrow as pa
+
+        schema = raw_schema()
 
         def batches() -> Iterator[pa.RecordBatch]:
             for rows in self.read_raw(after, upto, batch):
                 pos, pid, typ, state = zip(*rows)
                 yield pa.RecordBatch.from_arrays(
                     [pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
-                     pa.array(state, pa.string())], schema=RAW_SCHEMA)
+                     pa.array(state, pa.string())], schema=schema)
 
-        yield pa.RecordBatchReader.from_batches(RAW_SCHEMA, batches())
+        yield pa.RecordBatchReader.from_batches(schema, batches())
 
     def patient_ids(self) -> list[str]:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
@@ -332,6 +341,7 @@ class _SQLiteBulkReader:
         # the driver manager's own API, not its DB-API module (which imports pandas: 0.3 s per process)
         import adbc_driver_manager as adbc
         import adbc_driver_sqlite
+        import pyarrow as pa
 
         with contextlib.closing(adbc_driver_sqlite.connect(Path(db).resolve().as_uri() + "?mode=ro")) as database, \
                 adbc.AdbcConnection(database) as con, adbc.AdbcStatement(con) as statement:
