@@ -25,7 +25,9 @@ from dataclasses import dataclass
 TABLE = "patients"
 DEPENDS_ON: tuple[str, ...] = ("events", "chimerism")
 
-_LATEST = "ORDER BY occurred_on DESC, recorded_at DESC, event_id DESC"
+# Of several events of one kind the latest wins (the earliest for the graft): the one with the greatest
+# (occurred_on, recorded_at, event_id), picked by an aggregate (arg_max), not a window.
+_KEY = "(occurred_on, recorded_at, event_id)"
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,13 @@ ev AS MATERIALIZED (   -- the few events read below, picked out once
                    'gvhd_prophylaxis_started', 'relapse', 'death')
 ),
 reg AS (
-    SELECT patient_id, payload->>'sex' AS sex, TRY_CAST(payload->>'birth_date' AS DATE) AS birth_date
-    FROM ev WHERE type = 'patient_registered'
-    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+    SELECT patient_id, r->>'sex' AS sex, TRY_CAST(r->>'birth_date' AS DATE) AS birth_date
+    FROM (SELECT patient_id, arg_max(payload, {_KEY}) AS r FROM ev WHERE type = 'patient_registered'
+          GROUP BY patient_id)
 ),
 dx AS (
-    SELECT patient_id, payload->>'disease' AS disease, occurred_on AS diagnosis_on
-    FROM ev WHERE type = 'diagnosis'
-    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+    SELECT patient_id, arg_max(payload, {_KEY})->>'disease' AS disease, max(occurred_on) AS diagnosis_on
+    FROM ev WHERE type = 'diagnosis' GROUP BY patient_id
 ),
 hsct AS (SELECT patient_id, hsct_on FROM per_patient WHERE hsct_on IS NOT NULL),
 inf AS (
@@ -71,10 +72,9 @@ episode AS (
     FROM idx i JOIN tx t USING (patient_id) GROUP BY ALL
 ),
 graft AS (
-    SELECT patient_id, payload->>'donor' AS donor, payload->>'source' AS source,
-           payload->>'hla_match' AS hla_match
-    FROM inf JOIN idx USING (patient_id, transplant_number)
-    QUALIFY row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on, recorded_at, event_id) = 1
+    SELECT patient_id, r->>'donor' AS donor, r->>'source' AS source, r->>'hla_match' AS hla_match
+    FROM (SELECT patient_id, arg_min(payload, {_KEY}) AS r
+          FROM inf JOIN idx USING (patient_id, transplant_number) GROUP BY patient_id)
 ),
 dose AS (
     SELECT patient_id, sum(TRY_CAST(payload->>'cd34_e6_per_kg' AS DOUBLE)) AS cd34_e6_per_kg
@@ -86,12 +86,10 @@ in_episode AS (
        OR ((w.prev_day IS NULL OR e.day > w.prev_day) AND (w.next_day IS NULL OR e.day < w.next_day))
 ),
 cond AS (
-    SELECT patient_id, payload->>'intensity' AS conditioning_intensity,
-           payload->>'regimen' AS conditioning_regimen,
-           TRY_CAST(payload->>'tbi_gy' AS DOUBLE) AS tbi_gy,
-           payload->>'serotherapy' AS serotherapy
-    FROM in_episode WHERE type = 'conditioning_started' AND (day IS NULL OR day <= 0)
-    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+    SELECT patient_id, r->>'intensity' AS conditioning_intensity, r->>'regimen' AS conditioning_regimen,
+           TRY_CAST(r->>'tbi_gy' AS DOUBLE) AS tbi_gy, r->>'serotherapy' AS serotherapy
+    FROM (SELECT patient_id, arg_max(payload, {_KEY}) AS r FROM in_episode
+          WHERE type = 'conditioning_started' AND (day IS NULL OR day <= 0) GROUP BY patient_id)
 ),
 proph AS (
     SELECT patient_id,
@@ -104,9 +102,8 @@ relapses AS (
     FROM ev WHERE type = 'relapse' AND (day IS NULL OR day < 0) GROUP BY patient_id
 ),
 death AS (
-    SELECT patient_id, occurred_on AS death_on, payload->>'cause' AS death_cause
-    FROM ev WHERE type = 'death'
-    QUALIFY row_number() OVER (PARTITION BY patient_id {_LATEST}) = 1
+    SELECT patient_id, max(occurred_on) AS death_on, arg_max(payload, {_KEY})->>'cause' AS death_cause
+    FROM ev WHERE type = 'death' GROUP BY patient_id
 ),
 seen AS (SELECT patient_id, last_event_on FROM per_patient),
 fdc AS (
