@@ -236,3 +236,20 @@ def test_projections_of_a_postgres_store_equal_those_of_sqlite(tmp_path, pg_url)
         a, b = built["pg"][t], built["sqlite"][t]
         keep = [c for c in a.columns if c != "recorded_at"]
         assert a.select(keep).equals(b.select(keep)), t
+
+
+def test_a_data_folder_with_spaces_hash_and_accents_projects(tmp_path):
+    """The loader opens the SQLite store by URI: characters that mean something in a URI are escaped."""
+    tl = Timeline.open(tmp_path / "centre A #2 – été" / "store")
+    tl.ingest([{"type": "patient_registered", "patient_id": "P1", "occurred_on": "2020-01-01",
+                "birth_date": "2010-01-01", "sex": "female", "note": "élève"}])
+    assert tl.project().rows_read == 1
+    assert tl.sql("SELECT payload->>'note' AS note FROM events")["note"].to_list() == ["élève"]
+
+
+def test_a_projections_path_duckdb_cannot_open_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "timeline", "--store", str(tmp_path / "what?"), "project"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "has a '?' in its path" in result.stderr and "TIMELINE_PROJECTIONS" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ one transaction. Changed parameters (or another layout) force a rebuild (the row
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -88,6 +89,9 @@ class Projector:
                  params: Mapping[str, Any] | None = None):
         self.store = store
         self.path = Path(path) if path is not None else projections_path(store)
+        if "?" in str(self.path):  # DuckDB reads what follows a '?' in a file name as options
+            raise ValueError(f"the projections file {self.path} has a '?' in its path, which DuckDB cannot open; "
+                             f"set {PROJECTIONS_ENV} to another path")
         self.params = dict(params) if params is not None else pipeline.parameters_from({})
 
     def _tracking(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
@@ -136,7 +140,8 @@ class Projector:
             con.execute("COMMIT")
             return report
         except BaseException:
-            con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+                con.execute("ROLLBACK")
             raise
         finally:
             con.close()
