@@ -77,15 +77,14 @@ class Parameters:
 def _agvhd_reached_sql(min_grade: int) -> str:
     """First date with an acute diagnosis of grade >= `min_grade` (row `agvhd_<min_grade>_4`)."""
     return f"""
-    SELECT patient_id, 'agvhd_{min_grade}_4' AS complication, occurred_on AS onset_on,
+    SELECT patient_id, 'agvhd_{min_grade}_4' AS complication, onset_on,
            'grade ' || grade || ' (first grade >= {min_grade})' AS detail, grade
     FROM (
-        SELECT patient_id, occurred_on, max(grade) AS grade,
-               row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on) AS rn
-        FROM agvhd_dx WHERE grade >= {min_grade}
-        GROUP BY patient_id, occurred_on
-    )
-    WHERE rn = 1"""
+        SELECT patient_id, min(occurred_on) AS onset_on, arg_min(grade, occurred_on) AS grade
+        FROM (SELECT patient_id, occurred_on, max(grade) AS grade    -- the highest grade of each day
+              FROM agvhd_dx WHERE grade >= {min_grade} GROUP BY patient_id, occurred_on)
+        GROUP BY patient_id
+    )"""
 
 
 def query(p: Parameters) -> str:
@@ -165,11 +164,10 @@ sr_criteria AS (
            'no_response: ' || days_on_steroid || ' days after steroid >= {steroid_text} mg/kg/day started ' || start_on
     FROM acute_resp WHERE response = 'no_response' AND days_on_steroid >= {int(p.sr_agvhd_no_response_days)}
 ),
-sr_agvhd AS (
-    SELECT patient_id, 'sr_agvhd' AS complication, occurred_on AS onset_on, detail, CAST(NULL AS INTEGER) AS grade
-    FROM (SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on, priority) AS rn
-          FROM sr_criteria)
-    WHERE rn = 1
+sr_agvhd AS (   -- the first criterion met (by date, then the order above)
+    SELECT patient_id, 'sr_agvhd' AS complication, min(occurred_on) AS onset_on,
+           arg_min(detail, (occurred_on, priority, detail)) AS detail, CAST(NULL AS INTEGER) AS grade
+    FROM sr_criteria GROUP BY patient_id
 ),
 cgvhd_dx AS (
     SELECT patient_id, occurred_on, coalesce(payload->>'severity', 'unknown') AS severity,
@@ -184,11 +182,11 @@ cgvhd AS (
            CAST(NULL AS INTEGER) AS grade
     FROM cgvhd_dx GROUP BY patient_id
     UNION ALL
-    SELECT patient_id, 'cgvhd_systemic', occurred_on,
-           'systemic treatment line ' || coalesce(payload->>'line', '?'), NULL
-    FROM (SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY occurred_on) AS rn
+    SELECT patient_id, 'cgvhd_systemic', min(occurred_on),
+           arg_min(detail, (occurred_on, detail)), NULL
+    FROM (SELECT patient_id, occurred_on, 'systemic treatment line ' || coalesce(payload->>'line', '?') AS detail
           FROM ev WHERE type = 'gvhd_treatment_started' AND payload->>'kind' = 'chronic')
-    WHERE rn = 1
+    GROUP BY patient_id
 ),
 viral_points AS (   -- per day and virus: positive if a diagnosed reactivation or a load >= threshold
     SELECT patient_id, virus, on_, bool_or(positive) AS positive,

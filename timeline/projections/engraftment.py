@@ -97,22 +97,23 @@ class Parameters:
             check_int(name, getattr(self, name), low=0)
 
 
-def _run_start_sql(value: str, ok: str, low: str, island: str, tf_seq: str, threshold: float,
+def _run_start_sql(value: str, ok: str, low: str, island: str, last_tf: str, threshold: float,
                    run_length: int) -> str:
     """First day (`run_on`) of the first run of `run_length` values >= `threshold` after the nadir, per
     patient, from `days` (one row per patient-day, running counts computed in one window pass, see
-    query()): `value` is the day's value, `ok` says the day's value may count, `low` is the number of low values before the day (> 0: the day is
-    after the nadir), `island` numbers the runs (a running count of run breakers), `tf_seq` the platelet
-    transfusions so far (a new one also starts a new run; 0 for neutrophils)."""
+    query()): `value` is the day's value; `ok` says it may count; `low` is the number of low values
+    before the day (> 0: the day is after the nadir); `island` numbers the runs (a running count of run
+    breakers); `last_tf` is the last platelet transfusion on or before the day (a new one starts a new
+    run; NULL for neutrophils)."""
     t = num(threshold)
     return f"""
     SELECT patient_id, min(run_on) AS run_on
     FROM (
         SELECT patient_id, min(on_) FILTER (WHERE v >= {t}) AS run_on, count(*) FILTER (WHERE v >= {t}) AS n_high
-        FROM (SELECT patient_id, on_, {ok} AS ok, {low} AS low, {island} AS island, {tf_seq} AS tf_seq,
+        FROM (SELECT patient_id, on_, {ok} AS ok, {low} AS low, {island} AS island, {last_tf} AS last_tf,
                      {value} AS v FROM days)
         WHERE ok AND low > 0
-        GROUP BY patient_id, island, tf_seq
+        GROUP BY patient_id, island, last_tf
     )
     WHERE n_high >= {int(run_length)}
     GROUP BY patient_id"""
@@ -145,14 +146,13 @@ counts AS (   -- one value per lineage per day after day 0: the lowest
     WHERE c.occurred_on > tx.hsct_on
     GROUP BY c.patient_id, c.occurred_on
 ),
-plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values), numbered
-    SELECT patient_id, tf_on, row_number() OVER (PARTITION BY patient_id ORDER BY tf_on) AS tf_seq
-    FROM (SELECT DISTINCT patient_id, occurred_on AS tf_on FROM visible_events
-          WHERE type = 'transfusion' AND payload->>'product' = 'platelets')
+plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values)
+    SELECT DISTINCT patient_id, occurred_on AS tf_on FROM visible_events
+    WHERE type = 'transfusion' AND payload->>'product' = 'platelets'
 ),
-days AS (   -- each day: platelet eligibility (transfusion-free window), transfusions so far, and running
+days AS (   -- each day: platelet eligibility (transfusion-free window), the last transfusion, and running
             -- counts in one window pass: low values before the day, run breakers up to it
-    SELECT patient_id, on_, anc, plt, tf_seq, plt_ok,
+    SELECT patient_id, on_, anc, plt, last_tf, plt_ok,
            anc_lows - coalesce(CAST(anc < {anc_thr} AS INTEGER), 0) AS anc_low, anc_lows AS anc_island,
            plt_lows - coalesce(CAST(plt < {plt_thr} AS INTEGER), 0) AS plt_low,
            plt50_lows - coalesce(CAST(plt < {plt50_thr} AS INTEGER), 0) AS plt50_low, plt_island, plt50_island
@@ -164,18 +164,18 @@ days AS (   -- each day: platelet eligibility (transfusion-free window), transfu
                sum(CAST(plt < {plt50_thr} AS INTEGER)) OVER upto AS plt50_lows,
                sum(CAST(plt_ok AND plt < {plt50_thr} AS INTEGER)) OVER upto AS plt50_island
         FROM (
-            SELECT c.patient_id, c.on_, c.anc, c.plt, coalesce(t.tf_seq, 0) AS tf_seq,
+            SELECT c.patient_id, c.on_, c.anc, c.plt, t.tf_on AS last_tf,
                    c.plt IS NOT NULL AND (t.tf_on IS NULL OR c.on_ - t.tf_on >= {free}) AS plt_ok
             FROM counts c ASOF LEFT JOIN plt_tf t ON c.patient_id = t.patient_id AND c.on_ >= t.tf_on
         )
         WINDOW upto AS (PARTITION BY patient_id ORDER BY on_ ROWS UNBOUNDED PRECEDING)
     )
 ),
-anc_eng AS ({_run_start_sql("anc", "anc IS NOT NULL", "anc_low", "anc_island", "0",
+anc_eng AS ({_run_start_sql("anc", "anc IS NOT NULL", "anc_low", "anc_island", "NULL",
                             p.anc_threshold_e9_per_l, p.anc_run_length)}),
-plt_eng AS ({_run_start_sql("plt", "plt_ok", "plt_low", "plt_island", "tf_seq",
+plt_eng AS ({_run_start_sql("plt", "plt_ok", "plt_low", "plt_island", "last_tf",
                             p.platelet_threshold_e9_per_l, p.platelet_run_length)}),
-plt50_eng AS ({_run_start_sql("plt", "plt_ok", "plt50_low", "plt50_island", "tf_seq",
+plt50_eng AS ({_run_start_sql("plt", "plt_ok", "plt50_low", "plt50_island", "last_tf",
                               p.platelet_second_threshold_e9_per_l, p.platelet_run_length)}),
 lineage_info AS (
     SELECT patient_id,
