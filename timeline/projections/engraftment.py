@@ -21,10 +21,13 @@ recovery", harmonized EBMT-ASTCT-CIBMTR-APBMT 2024):
   `graft_failure` event of kind primary not after neutrophil engraftment; else 'secondary' for a
   `graft_failure` event after neutrophil engraftment or diagnosed as secondary.
 
-Gaps-and-islands: eligible values are numbered into islands by a running count of run breakers (a low
-value, or a platelet transfusion since the previous eligible value); an island with enough values at or
-above the threshold engrafts on its first such value. Values dated after a run is complete never change
-it, so an engraftment day does not move when later counts arrive.
+Gaps-and-islands, in one window pass over the day values and the platelet transfusions: each value gets
+the last transfusion on or before it (a transfusion sorts before a value of its day) and a running count
+of low values, which numbers the islands. A run is an island's eligible values since the same last
+transfusion; an island with enough values at or above the threshold engrafts on its first such value.
+(Counting every low value, eligible or not, splits the same runs as counting the eligible ones only: after
+a given transfusion the ineligible values all come before the eligible ones.) Values dated after a run is
+complete never change it, so an engraftment day does not move when later counts arrive.
 
 Columns: patient_id, hsct_on, neutrophil_on, neutrophil_day, neutrophil_basis, neutrophil_status,
 platelet_on, platelet_day, platelet_basis, platelet_status, platelet_50_on, platelet_50_day,
@@ -102,8 +105,8 @@ def _run_start_sql(value: str, ok: str, low: str, island: str, last_tf: str, thr
     """First day (`run_on`) of the first run of `run_length` values >= `threshold` after the nadir, per
     patient, from `days` (one row per patient-day, running counts computed in one window pass, see
     query()): `value` is the day's value; `ok` says it may count; `low` is the number of low values
-    before the day (> 0: the day is after the nadir); `island` numbers the runs (a running count of run
-    breakers); `last_tf` is the last platelet transfusion on or before the day (a new one starts a new
+    before the day (> 0: the day is after the nadir); `island` numbers the runs (the running count of low
+    values up to the day); `last_tf` is the last platelet transfusion on or before the day (a new one starts a new
     run; NULL for neutrophils)."""
     t = num(threshold)
     return f"""
@@ -149,27 +152,29 @@ counts AS (   -- one value per lineage per day after day 0: the lowest
 plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values)
     SELECT DISTINCT patient_id, occurred_on AS tf_on FROM visible_events
     WHERE type = 'transfusion' AND payload->>'product' = 'platelets'
+      AND patient_id IN (SELECT patient_id FROM tx)
 ),
-days AS (   -- each day: platelet eligibility (transfusion-free window), the last transfusion, and running
-            -- counts in one window pass: low values before the day, run breakers up to it
-    SELECT patient_id, on_, anc, plt, last_tf, plt_ok,
+days AS (   -- each day: the last platelet transfusion on or before it (a transfusion sorts before a count
+            -- of its day), its platelet eligibility (transfusion-free window), and running counts of low
+            -- values: before the day (> 0: after the nadir), and up to it (they number the runs). All in
+            -- one window pass over the counts and the transfusions.
+    SELECT patient_id, on_, anc, plt, last_tf,
+           plt IS NOT NULL AND (last_tf IS NULL OR on_ - last_tf >= {free}) AS plt_ok,
            anc_lows - coalesce(CAST(anc < {anc_thr} AS INTEGER), 0) AS anc_low, anc_lows AS anc_island,
-           plt_lows - coalesce(CAST(plt < {plt_thr} AS INTEGER), 0) AS plt_low,
-           plt50_lows - coalesce(CAST(plt < {plt50_thr} AS INTEGER), 0) AS plt50_low, plt_island, plt50_island
+           plt_lows - coalesce(CAST(plt < {plt_thr} AS INTEGER), 0) AS plt_low, plt_lows AS plt_island,
+           plt50_lows - coalesce(CAST(plt < {plt50_thr} AS INTEGER), 0) AS plt50_low, plt50_lows AS plt50_island
     FROM (
         SELECT *,
                sum(CAST(anc < {anc_thr} AS INTEGER)) OVER upto AS anc_lows,
                sum(CAST(plt < {plt_thr} AS INTEGER)) OVER upto AS plt_lows,
-               sum(CAST(plt_ok AND plt < {plt_thr} AS INTEGER)) OVER upto AS plt_island,
                sum(CAST(plt < {plt50_thr} AS INTEGER)) OVER upto AS plt50_lows,
-               sum(CAST(plt_ok AND plt < {plt50_thr} AS INTEGER)) OVER upto AS plt50_island
-        FROM (
-            SELECT c.patient_id, c.on_, c.anc, c.plt, t.tf_on AS last_tf,
-                   c.plt IS NOT NULL AND (t.tf_on IS NULL OR c.on_ - t.tf_on >= {free}) AS plt_ok
-            FROM counts c ASOF LEFT JOIN plt_tf t ON c.patient_id = t.patient_id AND c.on_ >= t.tf_on
-        )
-        WINDOW upto AS (PARTITION BY patient_id ORDER BY on_ ROWS UNBOUNDED PRECEDING)
+               max(tf_on) OVER upto AS last_tf
+        FROM (SELECT patient_id, on_, anc, plt, CAST(NULL AS DATE) AS tf_on FROM counts
+              UNION ALL
+              SELECT patient_id, tf_on, NULL, NULL, tf_on FROM plt_tf)
+        WINDOW upto AS (PARTITION BY patient_id ORDER BY on_, tf_on NULLS LAST ROWS UNBOUNDED PRECEDING)
     )
+    WHERE tf_on IS NULL
 ),
 anc_eng AS ({_run_start_sql("anc", "anc IS NOT NULL", "anc_low", "anc_island", "NULL",
                             p.anc_threshold_e9_per_l, p.anc_run_length)}),

@@ -36,7 +36,7 @@ LOG_COLUMNS = """
 
 # Event ids are UUIDs (EVENTS.md), kept as such in the log: 16 bytes that need no string compression; the
 # `events` projection shows them as text.
-ENVELOPE_STRUCT = json.dumps({"event_id": "UUID", "occurred_on": "DATE", "recorded_at": "TIMESTAMPTZ",
+ENVELOPE_STRUCT = json.dumps({"patient_id": "VARCHAR", "type": "VARCHAR", "event_id": "UUID", "occurred_on": "DATE", "recorded_at": "TIMESTAMPTZ",
                               "corrects": "UUID", "retracts": "UUID"})
 
 
@@ -47,14 +47,11 @@ STRIP_REPLACEMENT = json.dumps({"type": None, "occurred_on": None})
 
 
 def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
-    pos, pid, typ, state = [], [], [], []
+    pos, state = [], []
     for r in rows:
         pos.append(r.position)
-        pid.append(r.patient_id)
-        typ.append(r.type)
         state.append(r.state.decode())
-    return pa.Table.from_arrays([pa.array(pos, pa.int64()), pa.array(pid, pa.string()), pa.array(typ, pa.string()),
-                                 pa.array(state, pa.string())], schema=raw_schema())
+    return pa.Table.from_arrays([pa.array(pos, pa.int64()), pa.array(state, pa.string())], schema=raw_schema())
 
 
 def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = False) -> None:
@@ -62,16 +59,16 @@ def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = F
 
 
 def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchReader, name: str = "log") -> None:
-    """Append raw stored rows (`raw_schema()` columns: an Arrow table, or a stream DuckDB pulls batch by batch)."""
+    """Append raw stored rows (`raw_schema()` columns: an Arrow table, or a stream DuckDB pulls batch by
+    batch); the envelope (patient, type, id, dates, amendment target) is parsed from the state."""
     con.register("_raw_rows", raw)
     try:
         # one parse per stored row for the envelope's typed columns, one for the payload
         con.execute(f"""
             INSERT INTO {name}
-            SELECT position, patient_id, j.event_id, type, j.occurred_on, j.recorded_at,
+            SELECT position, j.patient_id, j.event_id, j.type, j.occurred_on, j.recorded_at,
                    coalesce(j.corrects, j.retracts), json_merge_patch(state, '{STRIP_ENVELOPE}')
-            FROM (SELECT position, patient_id, type, state, from_json(state, '{ENVELOPE_STRUCT}') AS j
-                  FROM _raw_rows)
+            FROM (SELECT position, state, from_json(state, '{ENVELOPE_STRUCT}') AS j FROM _raw_rows)
         """)
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the insert's
