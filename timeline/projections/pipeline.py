@@ -304,12 +304,11 @@ def build(con, schema: str = "main", params: Mapping[str, Any] | None = None,
             sources = {"visible_events": visible} | {dep: stage[dep] for dep in module.DEPENDS_ON}
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE}{module.TABLE} AS\n"
                         f"{module_sql(module, params, sources)}")
+        existing = {r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND NOT temporary", [schema]).fetchall()}
         for module in todo.values():
             target = f"{sch}.{quote_ident(module.TABLE)}"
-            exists = con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? AND NOT temporary",
-                [schema, module.TABLE]).fetchone()[0]
-            if exists:
+            if module.TABLE in existing:
                 con.execute(f"DELETE FROM {target} WHERE patient_id IN (SELECT patient_id FROM {_STAGE}ids)")
                 con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {stage[module.TABLE]}")
             else:

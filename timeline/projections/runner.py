@@ -74,7 +74,10 @@ def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
     end = store.max_position()
     read = 0
     for lo in range(after, end, READ_CHUNK):
-        with store.recorder.read_arrow(lo, min(lo + READ_CHUNK, end)) as reader:
+        hi = min(lo + READ_CHUNK, end)
+        # batches of 64k rows; a small read (a catch-up) in at least 8, which DuckDB parses in parallel
+        batch = max(2048, min(65_536, (hi - lo) // 8))
+        with store.recorder.read_arrow(lo, hi, batch=batch) as reader:
             insert_log(con, reader, into)
         read = con.execute(f"SELECT count(*) FROM {into} WHERE position > {int(after)}").fetchall()[0][0]
         if on_rows:
@@ -165,16 +168,17 @@ class Projector:
         if read == 0:
             return RunReport("catch-up", 0, 0, after)
         con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _new_log")
-        # the touched patients' whole log, their earlier rows found in one scan before the new ones join it
-        con.execute("CREATE OR REPLACE TEMP TABLE _touched_log AS SELECT * FROM log "
-                    "WHERE patient_id IN (SELECT patient_id FROM _touched_ids) UNION ALL SELECT * FROM _new_log")
-        con.execute("INSERT INTO log SELECT * FROM _new_log")
-        versions = self._publish_events(con, touched=True)
-        con.execute("CREATE OR REPLACE TEMP TABLE _touched_visible AS "
-                    + visible_sql("temp.main._touched_log", versions, None, None))
-        events = pipeline.module_sql("events", self.params, {"visible_events": "temp.main._touched_visible"})
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _build_events AS {events}")  # the view's rows, for them
         ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
+        # the touched patients' whole log (a view: it is read once, by the statement computing their visible
+        # events, before the new rows join `log`)
+        con.execute("CREATE OR REPLACE TEMP VIEW _touched_log AS SELECT * FROM main.log "
+                    "WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids) "
+                    "UNION ALL SELECT * FROM temp.main._new_log")
+        versions = self._publish_events(con, touched=True)
+        events = pipeline.module_sql("events", self.params, {
+            "visible_events": f"({visible_sql('temp.main._touched_log', versions, None, None)})"})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _build_events AS {events}")  # the view's rows, for them
+        con.execute("INSERT INTO log SELECT * FROM _new_log")
         pipeline.build(con, params=self.params, patients=ids, on_table=self._on_table, given=BUILD_INPUTS)
         return RunReport("catch-up", read, len(ids), position)
 
