@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 
 from ..store.eventstore import EventStore
+from ..store.facts import AMENDMENTS
 from . import pipeline
 from .visible import VERSIONS_SQL, amendments_of, create_log, fact_versions, insert_log, visible_sql
 
@@ -174,7 +175,9 @@ class Projector:
         con.execute("CREATE OR REPLACE TEMP VIEW _touched_log AS SELECT * FROM main.log "
                     "WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids) "
                     "UNION ALL SELECT * FROM temp.main._new_log")
-        versions = self._publish_events(con, touched=True)
+        # the fact versions depend on the amendments only: without a new one they (and the views) stand
+        amended = con.execute(f"SELECT count(*) FROM _new_log WHERE type IN ({_AMENDMENT_TYPES})").fetchone()[0]
+        versions = self._publish_events(con, touched=True) if amended else _versions(con)
         events = pipeline.module_sql("events", self.params, {
             "visible_events": f"({visible_sql('temp.main._touched_log', versions, None, None)})"})
         con.execute(f"CREATE OR REPLACE TEMP TABLE _build_events AS {events}")  # the view's rows, for them
@@ -194,12 +197,20 @@ class Projector:
             con.execute(f"INSERT INTO _fact_versions {VERSIONS_SQL}", folded)
         else:
             con.execute(f"CREATE OR REPLACE TABLE _fact_versions AS {VERSIONS_SQL}", folded)
-        any_version = con.execute("SELECT count(*) FROM _fact_versions").fetchall()[0][0]
-        versions = "_fact_versions" if any_version else None  # the view is rewritten by every run
+        versions = _versions(con)
         con.execute(f"CREATE OR REPLACE VIEW _visible_events AS {visible_sql('log', versions, None, None)}")
         events = pipeline.module_sql("events", self.params, {"visible_events": "_visible_events"})
         con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
         return versions
+
+
+_AMENDMENT_TYPES = ", ".join(f"'{t}'" for t in AMENDMENTS)
+
+
+def _versions(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The fact-versions relation the visible events read; None while no fact is corrected or retracted
+    (the amendment join is then left out)."""
+    return "_fact_versions" if con.execute("SELECT count(*) FROM _fact_versions").fetchone()[0] else None
 
 
 # The rules read the visible events once computed (`_build_events`, a temporary table of this run), not the
