@@ -163,25 +163,22 @@ class Projector:
 
     def _catch_up(self, con: duckdb.DuckDBPyConnection, after: int, on_rows) -> RunReport:
         create_log(con)
-        con.execute("DROP TABLE IF EXISTS temp.main._new_log")
-        create_log(con, "_new_log", temp=True)
-        read, position = _load_log(con, self.store, after, on_rows, into="temp.main._new_log")
+        read, position = _load_log(con, self.store, after, on_rows)
         if read == 0:
             return RunReport("catch-up", 0, 0, after)
-        con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM _new_log")
+        new_rows = f"main.log WHERE position > {int(after)}"  # this run's rows (a zone-map skip of the rest)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM {new_rows}")
         ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
         # the touched patients' whole log (a view: it is read once, by the statement computing their visible
-        # events, before the new rows join `log`)
+        # events)
         con.execute("CREATE OR REPLACE TEMP VIEW _touched_log AS SELECT * FROM main.log "
-                    "WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids) "
-                    "UNION ALL SELECT * FROM temp.main._new_log")
+                    "WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids)")
         # the fact versions depend on the amendments only: without a new one they (and the views) stand
-        amended = con.execute(f"SELECT count(*) FROM _new_log WHERE type IN ({_AMENDMENT_TYPES})").fetchone()[0]
+        amended = con.execute(f"SELECT count(*) FROM {new_rows} AND type IN ({_AMENDMENT_TYPES})").fetchone()[0]
         versions = self._publish_events(con, touched=True) if amended else _versions(con)
         events = pipeline.module_sql("events", self.params, {
             "visible_events": f"({visible_sql('temp.main._touched_log', versions, None, None)})"})
         con.execute(f"CREATE OR REPLACE TEMP TABLE _build_events AS {events}")  # the view's rows, for them
-        con.execute("INSERT INTO log SELECT * FROM _new_log")
         pipeline.build(con, params=self.params, patients=ids, on_table=self._on_table, given=BUILD_INPUTS)
         return RunReport("catch-up", read, len(ids), position)
 
