@@ -208,7 +208,7 @@ viral_points AS (   -- per day and virus: positive if a diagnosed reactivation o
     GROUP BY patient_id, virus, on_
 ),
 viral_seg AS (   -- segment k = k-th positive day and the below-threshold days after it
-    SELECT *, sum(CASE WHEN positive THEN 1 ELSE 0 END)
+    SELECT *, count(*) FILTER (WHERE positive)
                   OVER (PARTITION BY patient_id, virus ORDER BY on_ ROWS UNBOUNDED PRECEDING) AS seg
     FROM viral_points
 ),
@@ -219,8 +219,7 @@ viral_gaps AS (
 ),
 viral_pos AS (
     SELECT s.patient_id, s.virus, s.on_, s.diagnosed, s.max_iu,
-           sum(CASE WHEN s.seg = 1 OR coalesce(g.negative_span >= {int(p.viral_episode_gap_days)}, false)
-                    THEN 1 ELSE 0 END)
+           count(*) FILTER (WHERE s.seg = 1 OR coalesce(g.negative_span >= {int(p.viral_episode_gap_days)}, false))
                OVER (PARTITION BY s.patient_id, s.virus ORDER BY s.on_ ROWS UNBOUNDED PRECEDING) AS episode
     FROM viral_seg s
     LEFT JOIN viral_gaps g ON g.patient_id = s.patient_id AND g.virus = s.virus AND g.seg = s.seg - 1

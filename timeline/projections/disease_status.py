@@ -101,9 +101,9 @@ daily AS (
     QUALIFY row_number() OVER (PARTITION BY patient_id, occurred_on ORDER BY seq DESC) = 1
 ),
 islands AS (
-    SELECT *, sum(changed) OVER (PARTITION BY patient_id ORDER BY occurred_on ROWS UNBOUNDED PRECEDING) AS interval_number
-    FROM (SELECT *, CASE WHEN status IS DISTINCT FROM lag(status) OVER (PARTITION BY patient_id ORDER BY occurred_on)
-                         THEN 1 ELSE 0 END AS changed
+    SELECT *, count(*) FILTER (WHERE changed)
+                  OVER (PARTITION BY patient_id ORDER BY occurred_on ROWS UNBOUNDED PRECEDING) AS interval_number
+    FROM (SELECT *, status IS DISTINCT FROM lag(status) OVER (PARTITION BY patient_id ORDER BY occurred_on) AS changed
           FROM daily)
 ),
 intervals AS (

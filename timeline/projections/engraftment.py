@@ -165,9 +165,9 @@ days AS (   -- each day: the last platelet transfusion on or before it (a transf
            plt50_lows - coalesce(CAST(plt < {plt50_thr} AS INTEGER), 0) AS plt50_low, plt50_lows AS plt50_island
     FROM (
         SELECT *,
-               sum(CAST(anc < {anc_thr} AS INTEGER)) OVER upto AS anc_lows,
-               sum(CAST(plt < {plt_thr} AS INTEGER)) OVER upto AS plt_lows,
-               sum(CAST(plt < {plt50_thr} AS INTEGER)) OVER upto AS plt50_lows,
+               count(*) FILTER (WHERE anc < {anc_thr}) OVER upto AS anc_lows,
+               count(*) FILTER (WHERE plt < {plt_thr}) OVER upto AS plt_lows,
+               count(*) FILTER (WHERE plt < {plt50_thr}) OVER upto AS plt50_lows,
                max(tf_on) OVER upto AS last_tf
         FROM (SELECT patient_id, on_, anc, plt, CAST(NULL AS DATE) AS tf_on FROM counts
               UNION ALL
@@ -186,7 +186,7 @@ lineage_info AS (
     SELECT patient_id,
            count(anc) > 0 AS has_anc, coalesce(bool_or(anc < {anc_thr}), false) AS anc_low,
            count(plt) > 0 AS has_plt, coalesce(bool_or(plt < {plt_thr}), false) AS plt_low
-    FROM counts GROUP BY patient_id
+    FROM days GROUP BY patient_id
 ),
 recorded AS (
     SELECT patient_id,
