@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from timeline.app import Timeline
-from timeline.projections import pipeline
+from timeline.projections import pipeline, runner
 from timeline.testing.cohort import iter_cohort
 
 TABLES = [m.TABLE for m in pipeline.modules().values()]
@@ -70,7 +70,15 @@ def _run(*args: str, store: Path, projections: Path) -> str:
     return out
 
 
-def test_catch_up_equals_rebuild(tmp_path, cohort):
+@pytest.mark.parametrize("history", ["store", "log"])
+def test_catch_up_equals_rebuild(tmp_path, cohort, monkeypatch, history):
+    """A catch-up (the touched patients' earlier rows read from the store's stream index, or scanned from
+    the log: both ways) reaches the tables of a rebuild, corrections and retractions included."""
+    monkeypatch.setattr(runner, "STORE_HISTORY_MAX_ROWS", 10**9 if history == "store" else -1)
+    decided = []
+    choose = runner.Projector._history_from_store
+    monkeypatch.setattr(runner.Projector, "_history_from_store",
+                        lambda self, con, after: decided.append(choose(self, con, after)) or decided[-1])
     store, proj, ref = tmp_path / "store", tmp_path / "p.duckdb", tmp_path / "ref.duckdb"
     tl = Timeline.open(store, projections=proj)
     tl.ingest_file(cohort / "part1.jsonl")
@@ -94,6 +102,7 @@ def test_catch_up_equals_rebuild(tmp_path, cohort):
     assert hidden == 0
     Timeline(tl.store, ref).project(rebuild=True)
     _assert_same(_tables(proj), _tables(ref))
+    assert decided == [history == "store"] * 2  # the two catch-ups that read new rows took that way
 
 
 def test_a_file_of_another_layout_is_rebuilt_not_caught_up(tmp_path, cohort):

@@ -19,6 +19,7 @@ lock); the SQLite and PostgreSQL recorders only supply their dialect.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,30 +289,42 @@ class TimelineRecorderMixin:
             ]
             after = notes[-1].id
 
-    def read_raw(self, after: int, upto: int, batch: int) -> Iterator[list[tuple[int, str]]]:
-        """(position, state as text) tuples with after < position <= upto, in commit
-        order, in batches: the bulk path of `read_all` (same rows, same order), without building an
-        object per row. One read transaction: a consistent snapshot."""
+    def read_raw(self, after: int, upto: int, batch: int,
+                 patients: Sequence[str] | None = None) -> Iterator[list[tuple[int, str]]]:
+        """(position, state as text) tuples with after < position <= upto, in batches: the bulk path of
+        `read_all` (same rows), without building an object per row; in commit order, or, given `patients`,
+        only their streams' rows (found through the streams' index), stream by stream. One read
+        transaction: a consistent snapshot."""
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
             d = self.dialect
-            cur.execute(d.sql(
-                f"SELECT {d.position}, {d.state_text} FROM {self.names.events} "
-                f"WHERE {d.position} > ? AND {d.position} <= ? ORDER BY {d.position}"), [after, upto])
-            while rows := cur.fetchmany(batch):
-                yield rows
+            select = (f"SELECT {d.position}, {d.state_text} FROM {self.names.events} "
+                      f"WHERE {d.position} > ? AND {d.position} <= ?")
+            if patients is None:
+                cur.execute(d.sql(f"{select} ORDER BY {d.position}"), [after, upto])
+                while rows := cur.fetchmany(batch):
+                    yield rows
+                return
+            for i in range(0, len(patients), CHUNK):
+                chunk = list(patients[i : i + CHUNK])
+                cur.execute(d.sql(f"{select} AND originator_id IN ({','.join('?' * len(chunk))})"),
+                            [after, upto, *chunk])
+                while rows := cur.fetchmany(batch):
+                    yield rows
 
     @contextlib.contextmanager
-    def read_arrow(self, after: int, upto: int, batch: int = 65_536) -> Iterator[pa.RecordBatchReader]:
-        """The stored rows with after < position <= upto as an Arrow stream (`raw_schema()`), for
-        DuckDB to pull. Positions up to `max_position()` are committed and never change (appends are
-        serialised by the writers' lock), so consecutive ranges read one consistent prefix of the log."""
+    def read_arrow(self, after: int, upto: int, batch: int = 65_536,
+                   patients: Sequence[str] | None = None) -> Iterator[pa.RecordBatchReader]:
+        """The stored rows with after < position <= upto (given `patients`: of their streams only) as an
+        Arrow stream (`raw_schema()`), for DuckDB to pull. Positions up to `max_position()` are committed
+        and never change (appends are serialised by the writers' lock), so consecutive ranges read one
+        consistent prefix of the log."""
         import pyarrow as pa
 
         schema = raw_schema()
 
         def batches() -> Iterator[pa.RecordBatch]:
-            for rows in self.read_raw(after, upto, batch):
+            for rows in self.read_raw(after, upto, batch, patients):
                 pos, state = zip(*rows)
                 yield pa.RecordBatch.from_arrays([pa.array(pos, pa.int64()), pa.array(state, pa.string())],
                                                  schema=schema)
@@ -333,10 +346,11 @@ class _SQLiteBulkReader:
     An in-memory store (a shared cache of this process's sqlite3 library) falls back to `read_raw`."""
 
     @contextlib.contextmanager
-    def read_arrow(self, after: int, upto: int, batch: int = 65_536) -> Iterator[pa.RecordBatchReader]:
+    def read_arrow(self, after: int, upto: int, batch: int = 65_536,
+                   patients: Sequence[str] | None = None) -> Iterator[pa.RecordBatchReader]:
         db = self.datastore.pool.db_name  # type: ignore[attr-defined]
         if db.startswith("file:") or db == ":memory:":
-            with super().read_arrow(after, upto, batch) as reader:  # type: ignore[misc]
+            with super().read_arrow(after, upto, batch, patients) as reader:  # type: ignore[misc]
                 yield reader
             return
         # the driver manager's own API, not its DB-API module (which imports pandas: 0.3 s per process)
@@ -348,9 +362,13 @@ class _SQLiteBulkReader:
                 adbc.AdbcConnection(database) as con, adbc.AdbcStatement(con) as statement:
             statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch)})
             # one statement: one read transaction, a consistent snapshot whatever appends meanwhile
+            where = f"rowid > {int(after)} AND rowid <= {int(upto)}"
+            if patients is not None:  # their streams, through the (originator_id, version) index
+                listed = json.dumps(list(patients)).replace("'", "''")
+                where += f" AND originator_id IN (SELECT value FROM json_each('{listed}'))"
             statement.set_sql_query(
-                f"SELECT rowid AS position, CAST(state AS TEXT) AS state "
-                f"FROM {self.names.events} WHERE rowid > {int(after)} AND rowid <= {int(upto)} ORDER BY rowid")  # type: ignore[attr-defined]
+                f"SELECT rowid AS position, CAST(state AS TEXT) AS state FROM {self.names.events} "  # type: ignore[attr-defined]
+                f"WHERE {where}{' ORDER BY rowid' if patients is None else ''}")
             stream, _ = statement.execute_query()
             yield pa.RecordBatchReader.from_stream(stream)
 
