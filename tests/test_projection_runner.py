@@ -230,15 +230,24 @@ def test_warm_replay_of_a_few_patients_equals_a_fresh_build(tmp_path, cohort, mo
 
 @pytest.mark.postgres
 def test_projections_of_a_postgres_store_equal_those_of_sqlite(tmp_path, pg_url):
-    """The loader reads a PostgreSQL store (its own bulk path) into the same tables as an SQLite one."""
+    """The loader reads a PostgreSQL store (its own bulk path, and its streams for a catch-up's earlier rows)
+    into the same tables as an SQLite one: a build of the first patients, then a catch-up of the rest and
+    of a follow-up of the first patient."""
     seed = Path(__file__).resolve().parent.parent / "fixtures" / "seed"
     files = sorted(seed.glob("*.jsonl")) + [seed / "JH-03-labs.csv"]
     built = {}
     for name, location in (("pg", pg_url), ("sqlite", str(tmp_path / "s"))):
         tl = Timeline.open(location, projections=tmp_path / f"{name}.duckdb")
-        for f in files:
+        tl.ingest_file(files[0])
+        first = tl.project()
+        for f in files[1:]:
             tl.ingest_file(f)
-        assert tl.project().rows_read == 607
+        pid = json.loads(files[0].read_text().splitlines()[0])["patient_id"]  # a patient of the first build
+        tl.ingest([{"type": "follow_up", "patient_id": pid, "occurred_on": "2025-08-30",
+                    "disease_status": "not_assessed"}])
+        second = tl.project()
+        assert (first.mode, second.mode) == ("rebuild", "catch-up")
+        assert first.rows_read + second.rows_read == 608
         built[name] = _tables(tmp_path / f"{name}.duckdb")
         tl.close()
     for t in TABLES:
