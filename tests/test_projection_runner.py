@@ -72,9 +72,12 @@ def _run(*args: str, store: Path, projections: Path) -> str:
 
 @pytest.mark.parametrize("history", ["store", "log"])
 def test_catch_up_equals_rebuild(tmp_path, cohort, monkeypatch, history):
-    """A catch-up (the touched patients' earlier rows read from the store's stream index, or scanned from
-    the log: both ways) reaches the tables of a rebuild, corrections and retractions included."""
-    monkeypatch.setattr(runner, "STORE_HISTORY_MAX_ROWS", 10**9 if history == "store" else -1)
+    """A catch-up reaches the tables of a rebuild, corrections and retractions included, both ways: the
+    touched patients' earlier rows read from the store's stream index and the rules unoptimised (a small
+    catch-up), or their rows scanned from the log and the rules optimised (a large one)."""
+    small = history == "store"
+    monkeypatch.setattr(runner, "STORE_HISTORY_MAX_ROWS", 10**9 if small else -1)
+    monkeypatch.setattr(runner, "UNOPTIMISED_MAX_ROWS", 10**9 if small else -1)
     decided = []
     choose = runner.Projector._history_from_store
     monkeypatch.setattr(runner.Projector, "_history_from_store",
