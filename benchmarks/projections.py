@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     tl2 = Timeline.open(extra_store)
     extra = extra_events(args.patients, args.seed, n_events // 100)
     tl2.ingest(extra, what="1% more")
+    tl2.close()  # as after `timeline ingest`: the store closed (its write-ahead log checkpointed)
+    tl2 = Timeline.open(extra_store)
     os.sync()  # the copy's writeback (half a gigabyte) is done before anything is timed
 
     def restore():  # the file as the full build left it (not part of the catch-up's time)
@@ -232,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     tl3 = Timeline.open(one_store)
     tl3.ingest([{"type": "follow_up", "patient_id": "SYN-000042", "occurred_on": "2026-11-01",
                  "disease_status": "not_assessed"}], what="one event")
+    tl3.close()
+    tl3 = Timeline.open(one_store)
     os.sync()
     t_catch1, _ = timed(lambda: Projector(tl3.store, duck).run(), args.repeat, setup=restore)
     tl3.close()
