@@ -5,8 +5,10 @@ DuckDB), `_fact_versions` (corrections and retractions in force), `events` (a vi
 them: the payloads are stored once), every other projection table, and `_tracking` (the last store
 position read, the parameters and the file's layout). In each run the visible events are computed once,
 into a temporary table every rule reads, for all patients or for the touched ones. A catch-up reads only
-the rows after the tracking position, recomputes the patients they touch (every rule is per patient), and
-commits rows and position in one DuckDB transaction: a crash at any moment leaves the file as it was
+the rows after the tracking position into `log`, recomputes the patients they touch (every rule is per
+patient, over the patient's whole history: their earlier rows are read as context, from the store's
+patient index when they are few, else from `log`), and commits rows and position in one DuckDB
+transaction: a crash at any moment leaves the file as it was
 before the run or as it is after it, never in between. A rebuild recomputes everything from the store in
 one transaction. Changed parameters (or another layout) force a rebuild (the rows depend on them).
 """
