@@ -76,8 +76,8 @@ def params_fingerprint(params: Mapping[str, Any]) -> str:
 
 
 def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
-              on_rows: Callable[[int], None] | None, into: str = "log") -> tuple[int, int]:
-    """Append the stored rows after `after` to table `into`, in chunks (progress after each); returns
+              on_rows: Callable[[int], None] | None) -> tuple[int, int]:
+    """Append the stored rows after `after` to `log`, in chunks (progress after each); returns
     (rows read, last position). The end is fixed first: rows appended meanwhile wait for the next run."""
     end = store.max_position()
     read = 0
@@ -86,8 +86,8 @@ def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
         # batches of 64k rows; a small read (a catch-up) in at least 8, which DuckDB parses in parallel
         batch = max(2048, min(65_536, (hi - lo) // 8))
         with store.recorder.read_arrow(lo, hi, batch=batch) as reader:
-            insert_log(con, reader, into)
-        read = con.execute(f"SELECT count(*) FROM {into} WHERE position > {int(after)}").fetchall()[0][0]
+            insert_log(con, reader)
+        read = con.execute(f"SELECT count(*) FROM log WHERE position > {int(after)}").fetchall()[0][0]
         if on_rows:
             on_rows(read)
     return read, max(end, after)
