@@ -306,9 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  floor: DuckDB read_json + GROUP BY     {t_floor:8.2f} s   full build / floor = {t_full / t_floor:.2f}x"
           f"   target <= 3x    {ok(t_full <= 3 * t_floor)}")
     print("    parts of the full build, each measured alone:")
-    print(f"      reading the whole store into Arrow     {t_read:8.2f} s   = {t_read / t_floor:.2f}x floor")
-    print(f"      loading the log table (read, parse, write) {t_load:4.2f} s   = {t_load / t_floor:.2f}x floor")
-    print(f"      the rules, every table from the log    {t_rules:8.2f} s   = {t_rules / t_floor:.2f}x floor")
+    for what, t in (("reading the whole store into Arrow", t_read),
+                    ("loading the log table (read, parse, write)", t_load),
+                    ("the rules: every table from the loaded log", t_rules)):
+        print(f"      {what:<44} {t:5.2f} s   = {t / t_floor:.2f}x floor")
     print(f"  peer: repository replay + Python loop  {t_peer:8.2f} s   (extrapolated from {args.peer_patients} "
           f"patients, {per_patient * 1e3:.2f} ms each)   peer / full build = {t_peer / t_full:.1f}x   "
           f"target >= 10x   {ok(t_peer >= 10 * t_full)}")
