@@ -134,7 +134,7 @@ def store_read(tl, work: Path, repeat: int) -> tuple[float, float]:
     return t_read, t_load
 
 
-def rules_alone(built: Path, work: Path, repeat: int) -> float:
+def rules_alone(built: Path, work: Path, repeat: int) -> tuple[float, dict[str, float]]:
     """The rest of the full build, measured alone: on a copy of a built file (its `log` loaded), the
     visible events computed once and every table built again by the rules, committed (as
     `Projector._rebuild` does after loading the log)."""
@@ -148,17 +148,24 @@ def rules_alone(built: Path, work: Path, repeat: int) -> float:
         shutil.copy(built, db)
         os.sync()
 
+    per_table: dict[str, list[float]] = {}
+
     def rules():
         con = duckdb.connect(str(db), config={"preserve_insertion_order": False})
         con.execute("BEGIN TRANSACTION")
+        marks = [("visible events", time.perf_counter())]
         con.execute("CREATE OR REPLACE TEMP TABLE _build_events AS SELECT * FROM events")
-        pipeline.build(con, given=BUILD_INPUTS)
+        pipeline.build(con, given=BUILD_INPUTS, on_table=lambda name, i, n: marks.append((name, time.perf_counter())))
+        marks.append(("commit and close", time.perf_counter()))
         con.execute("COMMIT")
         con.close()
+        marks.append(("", time.perf_counter()))
+        for (name, t0), (_, t1) in zip(marks, marks[1:], strict=False):
+            per_table.setdefault(name, []).append(t1 - t0)
 
     t = timed(rules, repeat, setup=copy)[0]
     db.unlink(missing_ok=True)
-    return t
+    return t, {name: statistics.median(ts) for name, ts in per_table.items()}
 
 
 def peer(path: Path, sample: int, workdir: Path, repeat: int) -> float:
@@ -294,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_floor = floor(path, args.repeat)
     t_read, t_load = store_read(tl, work, args.repeat)
-    t_rules = rules_alone(work / "before-catch-up.duckdb", work, args.repeat)
+    t_rules, t_tables = rules_alone(work / "before-catch-up.duckdb", work, args.repeat)
     per_patient = peer(path, args.peer_patients, work, args.repeat)
     t_peer = per_patient * args.patients
 
@@ -310,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                     ("loading the log table (read, parse, write)", t_load),
                     ("the rules: every table from the loaded log", t_rules)):
         print(f"      {what:<44} {t:5.2f} s   = {t / t_floor:.2f}x floor")
+    print("        of which: " + ", ".join(f"{name} {t:.2f} s ({t / t_floor:.1f}x)" for name, t in t_tables.items()))
     print(f"  peer: repository replay + Python loop  {t_peer:8.2f} s   (extrapolated from {args.peer_patients} "
           f"patients, {per_patient * 1e3:.2f} ms each)   peer / full build = {t_peer / t_full:.1f}x   "
           f"target >= 10x   {ok(t_peer >= 10 * t_full)}")
