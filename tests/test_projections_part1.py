@@ -366,6 +366,20 @@ def test_unknown_and_invalid_parameters():
         pipeline.parameters_from({"index_transplant": "0"})
 
 
+def test_a_parameter_name_may_leave_out_its_unit():
+    params = pipeline.parameters_from({"platelet_threshold": "50", "anc_threshold": 1})
+    assert params["engraftment"].platelet_threshold_e9_per_l == 50.0
+    assert params["engraftment"].anc_threshold_e9_per_l == 1.0
+    # a full name that begins another one is that parameter
+    assert pipeline.parameters_from({"primary_graft_failure_day": "30"})["engraftment"].primary_graft_failure_day == 30
+    with pytest.raises(pipeline.ParameterError, match="ambiguous.*platelet_run_length.*platelet_threshold_e9_per_l"):
+        pipeline.parameters_from({"platelet": "50"})
+    with pytest.raises(pipeline.ParameterError, match="given twice.*platelet_threshold_e9_per_l"):
+        pipeline.parameters_from({"platelet_threshold": "50", "platelet_threshold_e9_per_l": "40"})
+    with pytest.raises(pipeline.ParameterError, match=r"unknown parameter\(s\): platelet_thresh\b"):
+        pipeline.parameters_from({"platelet_thresh": "50"})
+
+
 def test_build_into_schema_and_incremental_patients():
     events = [infusion("2024-01-01", "P1"), ev("follow_up", "2024-03-01", "P1", disease_status="remission"),
               infusion("2024-02-01", "P2"), ev("chimerism_test", "2024-03-01", "P2", donor_percent=99,

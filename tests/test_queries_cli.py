@@ -66,6 +66,10 @@ def test_param_override_is_recomputed_without_touching_the_file(store):
     assert json.loads(run("sql", q, "--format", "json", store=store).stdout) == [{"d": 9.0}]
     r = run("sql", q, "--param", "nope=1", store=store)
     assert r.returncode == 1 and "unknown parameter(s): nope" in r.stderr
+    # the name without its unit, as one writes it (issue 3's example)
+    r = run("sql", q, "--param", "platelet_threshold=50", "--format", "json", store=store)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"d": 13.0}]
 
 
 def test_params_lists_every_rule_parameter(store):

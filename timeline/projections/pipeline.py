@@ -177,19 +177,37 @@ def _parse(name: str, kind: Any, raw: Any) -> Any:
     return text
 
 
+def resolve_name(name: str, registry: Mapping[str, Any]) -> str | None:
+    """A parameter's full name from `name`: the name itself, or the one name it begins, up to a `_`
+    (`platelet_threshold` for `platelet_threshold_e9_per_l`: the unit may be left out); None if none
+    does; ParameterError, listing them, if several do."""
+    if name in registry:
+        return name
+    matches = sorted(full for full in registry if full.startswith(f"{name}_"))
+    if len(matches) > 1:
+        raise ParameterError(f"parameter {name!r} is ambiguous: it begins {', '.join(matches)}; give the full name")
+    return matches[0] if matches else None
+
+
 def parameters_from(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Parameters instance per module name, defaults with `overrides` (name -> string or value) applied.
 
-    Unknown names raise ParameterError listing them and the valid names; values are parsed to the
-    field's type and validated by the Parameters class.
+    A name may leave out its unit (`platelet_threshold=50`) when it begins exactly one parameter's
+    name (`resolve_name`); an unknown or ambiguous name raises ParameterError listing the valid names.
+    Values are parsed to the field's type and validated by the Parameters class.
     """
-    overrides = dict(overrides or {})
     registry = all_parameters()
-    unknown = sorted(set(overrides) - set(registry))
+    given = dict(overrides or {})
+    full = {name: resolve_name(name, registry) for name in given}
+    unknown = sorted(name for name, resolved in full.items() if resolved is None)
     if unknown:
         raise ParameterError(
             f"unknown parameter(s): {', '.join(unknown)}. Valid names: {', '.join(sorted(registry))}"
         )
+    twice = sorted({f for f in full.values() if list(full.values()).count(f) > 1})
+    if twice:
+        raise ParameterError(f"parameter(s) given twice, under two names: {', '.join(twice)}")
+    overrides = {full[name]: value for name, value in given.items()}
     parsed: dict[str, Any] = {}
     for name, raw in overrides.items():
         parsed[name] = _parse(name, typing.get_type_hints(_params_class_with(name))[name], raw)
