@@ -21,6 +21,7 @@ import dataclasses
 import importlib
 import math
 import typing
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -204,7 +205,7 @@ def parameters_from(overrides: Mapping[str, Any] | None = None) -> dict[str, Any
         raise ParameterError(
             f"unknown parameter(s): {', '.join(unknown)}. Valid names: {', '.join(sorted(registry))}"
         )
-    twice = sorted({f for f in full.values() if list(full.values()).count(f) > 1})
+    twice = sorted(name for name, n in Counter(full.values()).items() if n > 1)
     if twice:
         raise ParameterError(f"parameter(s) given twice, under two names: {', '.join(twice)}")
     overrides = {full[name]: value for name, value in given.items()}
