@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 STORE  ?= ./timeline-data
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+docs: install
+	$(PY) -m timeline.docs
 
 bench: install
 	$(PY) benchmarks/ingest.py

@@ -7,7 +7,7 @@
     ...
     assert_same_snapshots(before, after, labels=("catch-up", "rebuild"))
 
-A snapshot holds every projection table (`pipeline.modules()`, not the runner's `log` /
+A snapshot holds every projection table (`graph.models()`, not the runner's `log` /
 `visible_events`) as a polars frame sorted by all its columns, without the ignored columns (e.g.
 `recorded_at`, where knowledge time legitimately differs, or `event_id` when facts were re-recorded
 under new ids). JSON columns (DuckDB type JSON, e.g. `events.payload`) are parsed and re-serialised
@@ -26,14 +26,14 @@ from typing import Any
 
 import polars as pl
 
-from timeline.projections import pipeline
+from timeline.projections import graph
 
 MAX_ROWS_SHOWN = 8
 
 
 def projection_tables() -> list[str]:
     """The tables the projection modules produce, in dependency order."""
-    return [m.TABLE for m in pipeline.modules().values()]
+    return list(graph.models())
 
 
 def _canonical(value: Any) -> Any:

@@ -1,13 +1,15 @@
-"""Test helpers for projection rules: hand-made public-format events -> `visible_events` -> tables.
+"""Test helpers for projection rules: hand-made public-format events -> the log -> `visible_events` -> tables,
+through the same loader and the same build as the projection file.
 
     con = project([{"type": "stem_cell_infusion", "patient_id": "P1", "occurred_on": "2024-01-10",
                     "donor": "haploidentical", "source": "peripheral_blood"}],
                   full_donor_chimerism_above_percent="80")
     con.sql("SELECT * FROM chimerism").fetchall()
 
-Events are given as in EVENTS.md (type, patient_id, occurred_on, fields...). `event_id` is a uuid4 text
-when absent, `recorded_at` a fixed timestamp (override per event with a `recorded_at` key), and the
-remaining fields become the JSON `payload`, as the store's runner does.
+Events are given as in the public format (type, patient_id, occurred_on, fields...), not validated (a rule
+may be tested on any payload). `event_id` is a UUID derived from the given text (a uuid4 when absent),
+`recorded_at` a fixed timestamp (override per event with a `recorded_at` key); the rest is stored as the
+store stores an event, and the loader parses it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 import duckdb
+import pyarrow as pa
 
-from timeline.projections import pipeline
+from timeline.projections.build import build
+from timeline.projections.loader import create_log, insert_log, load_visible
+from timeline.projections.parameters import resolve
+from timeline.store.recorders import raw_schema
 
-RECORDED_AT = "2025-01-01 00:00:00+00"
-_ENVELOPE = ("type", "patient_id", "occurred_on", "event_id", "recorded_at")
+RECORDED_AT = "2025-01-01T00:00:00+00:00"
 
 
 def _json_default(value):
@@ -31,37 +36,44 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def load_visible_events(con: duckdb.DuckDBPyConnection, events: Iterable[dict]) -> None:
-    """(Re)create table `visible_events` in `con` from public-format event dicts."""
-    rows = []
+def _event_id(given) -> str:
+    if given is None:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(str(given)))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"test:{given}"))
+
+
+def stored_rows(events: Iterable[dict]) -> pa.Table:
+    """The events as the store keeps them: (position, state JSON with event_id and recorded_at)."""
+    states = []
     for e in events:
-        payload = {k: v for k, v in e.items() if k not in _ENVELOPE}
-        rows.append((
-            str(e.get("event_id") or uuid.uuid4()),
-            e["patient_id"],
-            e["type"],
-            str(e["occurred_on"]),
-            str(e.get("recorded_at") or RECORDED_AT),
-            json.dumps(payload, default=_json_default),
-        ))
-    con.execute("""
-        CREATE OR REPLACE TABLE visible_events (
-            event_id VARCHAR, patient_id VARCHAR, type VARCHAR, occurred_on DATE,
-            recorded_at TIMESTAMPTZ, payload JSON)""")
-    if rows:
-        con.executemany("INSERT INTO visible_events VALUES (?, ?, ?, CAST(? AS DATE), CAST(? AS TIMESTAMPTZ), CAST(? AS JSON))",
-                        rows)
+        state = {k: v for k, v in e.items() if k not in ("event_id", "recorded_at")}
+        state["event_id"] = _event_id(e.get("event_id"))
+        state["recorded_at"] = str(e.get("recorded_at") or RECORDED_AT)
+        states.append(json.dumps(state, default=_json_default))
+    return pa.Table.from_arrays([pa.array(range(1, len(states) + 1), pa.int64()), pa.array(states, pa.string())],
+                                schema=raw_schema())
+
+
+def load_visible_events(con: duckdb.DuckDBPyConnection, events: Iterable[dict], **when) -> None:
+    """(Re)create `log` and `visible_events` in `con` from public-format event dicts (`as_of`, `known_at`)."""
+    con.execute("DROP TABLE IF EXISTS log")
+    create_log(con)
+    insert_log(con, stored_rows(events))
+    load_visible(con, **when)
 
 
 def project(events: Iterable[dict], con: duckdb.DuckDBPyConnection | None = None,
             patients: Sequence[str] | None = None, tables: Sequence[str] | None = None,
             **overrides) -> duckdb.DuckDBPyConnection:
-    """Load `events` and build the projection tables (`tables` and their dependencies; default all).
-    Other keyword arguments are parameter overrides by name (strings or typed values). `patients`:
-    incremental build of those patients only. Returns the connection (fresh in-memory by default)."""
+    """Load `events` and build the projection tables (`tables` and the tables they read; default all).
+    Other keyword arguments are parameter overrides by name. `patients`: incremental build of those
+    patients only. Returns the connection (fresh in-memory by default)."""
     con = con or duckdb.connect()
     load_visible_events(con, events)
-    pipeline.build(con, params=pipeline.parameters_from(overrides), patients=patients, tables=tables)
+    build(con, resolve(overrides), patients=patients, tables=tables)
     return con
 
 

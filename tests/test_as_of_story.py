@@ -21,9 +21,10 @@ from statistics import median
 import pytest
 
 from timeline.app import Timeline
+from timeline.demo import compare
 from timeline.demo import seed_files
 from timeline.queries.report import build_report, render_markdown
-from timeline.store.eventstore import us_to_datetime
+from timeline.clock import us_to_datetime
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "fixtures" / "seed"
@@ -142,12 +143,18 @@ def test_correction_after_data_lock_changes_the_report_only_when_known(tmp_path:
         # JH-05's engraftment syndrome did not meet the criteria on review
         tl.record({"type": "event_retracted", "patient_id": "JH-05", "occurred_on": today,
                    "retracts": es["event_id"][0], "reason": "criteria not met on review"})
+        # reads never write: until the projections are caught up, a read says it is behind
+        with tl.as_of(CUTOFF) as view:
+            assert view.notes == ["projections are 2 event(s) behind the store; run `timeline project` "
+                                  "(or use --fresh)"]
+        assert build_report(tl, as_of=CUTOFF, fresh=True).values["mrd_negative_before_hsct"] == 4
+        tl.project()
 
         locked = build_report(tl, as_of=CUTOFF, known_at=lock)
         assert locked.known_at == lock
         assert locked.values["mrd_negative_before_hsct"] == 5
         assert locked.values["complications"]["engraftment_syndrome"] == 4
-        assert locked.abstract["agrees"].all()
+        assert all(row["agrees"] for row in compare(COHORT["abstract"], locked.values))
         assert f"Known at: {lock.isoformat()}" in render_markdown(locked)
 
         after = build_report(tl, as_of=CUTOFF)  # known now: the corrections apply
@@ -155,7 +162,7 @@ def test_correction_after_data_lock_changes_the_report_only_when_known(tmp_path:
         assert after.values["complications"]["engraftment_syndrome"] == 3
         assert ("MRD clearance (MRD-negative) before HSCT", "4/5 (80%)") in \
             list(zip(after.outcomes["outcome"], after.outcomes["value"]))
-        agrees = dict(zip(after.abstract["item"], after.abstract["agrees"]))
+        agrees = {row["item"]: row["agrees"] for row in compare(COHORT["abstract"], after.values)}
         assert agrees["MRD negativity (< 0.01%) before HSCT"] is False
         assert agrees["Engraftment syndrome"] is False
         assert agrees["CMV reactivation"] is True

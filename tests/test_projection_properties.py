@@ -7,7 +7,7 @@
 4. Retracting facts and recording them again under new ids restores every table (and while retracted,
    the tables are those of a store that never had them).
 5. An established engraftment day never moves when later blood counts arrive.
-6. Endpoint invariants for every patient (ENDPOINTS.md "Time-to-event endpoints").
+6. Endpoint invariants for every patient (docs/rules.md "Time-to-event endpoints").
 
 Stores are in memory; each example gets its own DuckDB file in a temporary directory.
 """
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from projection_compare import assert_same_snapshots, snapshot
 from timeline.app import Timeline
 from timeline.events import to_json_dict
-from timeline.projections.endpoints import ENDPOINTS
+from timeline.projections.rules.endpoints import ENDPOINTS
 from timeline.testing.histories import cohort_histories, patient_history
 
 # about 0.5-1.5 s an example (2-4 projections of a small cohort): 15 examples a property keeps the
@@ -41,7 +41,7 @@ KNOWLEDGE = ("recorded_at",)  # knowledge-time columns: legitimately differ betw
 # the two as-of implementations: every table rebuilt from the materialised log, or `patients=` replayed
 # straight from their streams (timeline.projections.replay)
 VIEWS = ("materialised log", "replay")
-REQUIRED_ENDPOINTS = ("os", "efs", "grfs", "relapse", "nrm", "neutrophil_engraftment",  # EVENTS.md
+REQUIRED_ENDPOINTS = ("os", "efs", "grfs", "relapse", "nrm", "neutrophil_engraftment",  # docs/events.md
                       "platelet_engraftment", "agvhd_2_4", "agvhd_3_4", "cgvhd", "cmv_reactivation")
 
 

@@ -16,10 +16,10 @@ import polars as pl
 import pytest
 
 from timeline.app import Timeline
-from timeline.projections import pipeline, runner
+from timeline.projections import graph, runner
 from timeline.testing.cohort import iter_cohort
 
-TABLES = [m.TABLE for m in pipeline.modules().values()]
+TABLES = list(graph.models())
 
 
 def _tables(path: Path) -> dict[str, pl.DataFrame]:
@@ -110,14 +110,15 @@ def test_catch_up_equals_rebuild(tmp_path, cohort, monkeypatch, history):
 
 def test_a_file_of_another_layout_is_rebuilt_not_caught_up(tmp_path, cohort):
     """The file records its layout with its parameters: a file written by an earlier layout (here: its
-    tracking row rewritten without it) is rebuilt by the next run, which leaves `events` a view."""
+    tracking row rewritten to say layout 2) is rebuilt by the next run, which leaves `events` a view."""
     store, proj = tmp_path / "store", tmp_path / "p.duckdb"
     tl = Timeline.open(store, projections=proj)
     tl.ingest_file(cohort / "part1.jsonl")
     tl.project()
     con = duckdb.connect(str(proj))
     params = json.loads(con.execute("SELECT parameters FROM _tracking").fetchone()[0])
-    del params["_layout"]
+    assert params["layout"] == runner.LAYOUT
+    params["layout"] = 2
     con.execute("UPDATE _tracking SET parameters = ?", [json.dumps(params, sort_keys=True)])
     con.close()
     tl.ingest_file(cohort / "part2.jsonl")
@@ -186,6 +187,7 @@ def test_sql_as_of_and_known_at(tmp_path, cohort):
     tl.ingest_file(cohort / "part1.jsonl")
     lock = max(json.loads(r.state)["recorded_at"] for rows in tl.store.records() for r in rows)  # a data lock
     tl.ingest_file(cohort / "part2.jsonl")
+    tl.project()
     now = tl.sql("SELECT count(*) AS n FROM patients")["n"][0]
     then = tl.sql("SELECT count(*) AS n FROM patients", known_at=lock)["n"][0]
     assert (now, then) == (100, 60)
@@ -204,9 +206,8 @@ def test_parameter_override_changes_rows_and_forces_rebuild(tmp_path, cohort):
     assert d50 > d20
 
 
-def test_warm_replay_of_a_few_patients_equals_a_fresh_build(tmp_path, cohort, monkeypatch):
-    """The prepared, optimiser-free path for a few patients gives the rows of a plain build, and a reused
-    connection keeps nothing of the previous replay."""
+def test_replay_of_a_few_patients_equals_a_full_build(tmp_path, cohort, monkeypatch):
+    """The optimiser-free, single-thread replay of a few patients gives the rows of an optimised build."""
     from datetime import date
 
     from timeline.projections import replay as rp
@@ -214,21 +215,21 @@ def test_warm_replay_of_a_few_patients_equals_a_fresh_build(tmp_path, cohort, mo
     tl = Timeline.open(tmp_path / "store")
     tl.ingest_file(cohort / "part1.jsonl")
 
-    def tables_of(r) -> dict[str, pl.DataFrame]:
+    def tables_of(con) -> dict[str, pl.DataFrame]:
         out = {}
         for t in TABLES:
-            df = r.con.sql(f"SELECT * FROM {t}").pl()
+            df = con.sql(f"SELECT * FROM {t}").pl()
             out[t] = df.sort(df.columns, nulls_last=True)
-        r.close()
+        con.close()
         return out
 
     for pid, as_of in (("SYN-000003", None), ("SYN-000010", date(2022, 6, 1)), ("SYN-000003", date(2030, 1, 1))):
-        warm = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
+        few = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
         monkeypatch.setattr(rp, "FEW_PATIENTS", 0)
-        fresh = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
+        full = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
         monkeypatch.setattr(rp, "FEW_PATIENTS", 20)
-        _assert_same(warm, fresh)
-        assert set(warm["events"]["patient_id"].to_list()) == {pid}
+        _assert_same(few, full)
+        assert set(few["events"]["patient_id"].to_list()) == {pid}
 
 
 @pytest.mark.postgres
@@ -269,6 +270,7 @@ def test_a_data_folder_with_spaces_hash_and_accents_projects(tmp_path):
 
 
 def test_a_projections_path_duckdb_cannot_open_is_a_clear_error(tmp_path):
+    Timeline.open(tmp_path / "what?").close()  # the store exists; its projection file cannot
     result = subprocess.run([sys.executable, "-m", "timeline", "--store", str(tmp_path / "what?"), "project"],
                             capture_output=True, text=True)
     assert result.returncode != 0

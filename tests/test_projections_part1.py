@@ -1,5 +1,5 @@
 """Rules of the part-1 projections (events, chimerism, patients, bridging, disease_status, MRD) and the
-pipeline registry, on hand-made timelines. Sources of the rules: ENDPOINTS.md, clinical-definitions."""
+parameter registry, on hand-made timelines. The rules and their sources: docs/rules.md."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import duckdb
 import pytest
 
 from projection_support import load_visible_events, project, rows
-from timeline.projections import mrd, pipeline
+from timeline.projections.build import build
+from timeline.projections.parameters import ParameterError, registry, resolve
+from timeline.projections.rules import mrd
 
 PART1 = ("events", "chimerism", "patients", "bridging", "disease_status")
 D = dt.date.fromisoformat
@@ -235,18 +237,21 @@ MRD_CASES = [  # payload, default, strict
 def test_mrd_negativity_rule(payload, default, strict):
     import json
     con = duckdb.connect()
-    sql = "SELECT {} FROM (SELECT CAST(? AS JSON) AS payload)"
+    sql = "SELECT {} FROM (SELECT CAST($payload AS JSON) AS payload)".format(mrd.negative())
     for rule, expected in (("default", default), ("strict", strict)):
-        got = con.execute(sql.format(mrd.negative_sql(mrd.Parameters(mrd_negativity_rule=rule))),
-                          [json.dumps(payload)]).fetchone()[0]
+        values = resolve({"mrd_negativity_rule": rule}).values
+        got = con.execute(sql, {"payload": json.dumps(payload)} | {k: values[k] for k in (
+            "mrd_negativity_rule", "mrd_negative_below_percent", "mrd_sensitivity_at_most_percent")}).fetchone()[0]
         assert got is expected, (rule, payload)
 
 
 def test_mrd_sensitivity_parameter():
-    p = mrd.Parameters(mrd_sensitivity_at_most_percent=0.1)
+    values = resolve({"mrd_sensitivity_at_most_percent": 0.1}).values
     con = duckdb.connect()
-    got = con.execute("SELECT " + mrd.negative_sql(p) + " FROM (SELECT '{\"below_detection\": true, "
-                  "\"sensitivity_percent\": 0.1}'::JSON AS payload)").fetchone()[0]
+    got = con.execute("SELECT " + mrd.negative() + " FROM (SELECT '{\"below_detection\": true, "
+                      "\"sensitivity_percent\": 0.1}'::JSON AS payload)",
+                      {k: values[k] for k in ("mrd_negativity_rule", "mrd_negative_below_percent",
+                                              "mrd_sensitivity_at_most_percent")}).fetchone()[0]
     assert got is True
 
 
@@ -334,77 +339,76 @@ def test_disease_status_parameters():
 # ------------------------------------------------------------------------------------------- pipeline
 
 def test_parameter_registry_is_flat_and_unique():
-    registry = pipeline.all_parameters()
+    reg = registry()
     for name in ("index_transplant", "full_donor_chimerism_above_percent", "low_donor_chimerism_below_percent",
                  "mrd_negative_below_percent", "mrd_sensitivity_at_most_percent", "mrd_negativity_rule",
                  "active_disease_mrd_at_least_percent"):
-        module, f = registry[name]
-        assert f.metadata["doc"] and f.metadata["source"], name
-    assert registry["mrd_negativity_rule"][0] is mrd  # shared rule: registered once, under mrd
+        assert reg[name].doc and reg[name].source, name
+    assert reg["mrd_negativity_rule"].module is mrd  # shared rule: registered once, under mrd
 
 
-def test_parameters_from_parses_and_shares():
-    params = pipeline.parameters_from({"mrd_negativity_rule": "strict", "index_transplant": "2",
-                                       "full_donor_chimerism_above_percent": "80",
-                                       "full_donor_chimerism_threshold_inclusive": "false"})
-    assert params["bridging"].mrd_negativity_rule == params["disease_status"].mrd_negativity_rule == "strict"
-    assert params["events"].index_transplant == 2
-    assert params["chimerism"].full_donor_chimerism_above_percent == 80.0
-    assert params["chimerism"].full_donor_chimerism_threshold_inclusive is False
+def test_resolve_parses_and_shares():
+    params = resolve({"mrd_negativity_rule": "strict", "index_transplant": "2",
+                      "full_donor_chimerism_above_percent": "80",
+                      "full_donor_chimerism_threshold_inclusive": "false"})
+    assert params["mrd_negativity_rule"] == "strict"
+    assert params["index_transplant"] == 2
+    assert params["full_donor_chimerism_above_percent"] == 80.0
+    assert params["full_donor_chimerism_threshold_inclusive"] is False
+    assert params.overridden == {"mrd_negativity_rule", "index_transplant", "full_donor_chimerism_above_percent"}
 
 
 def test_unknown_and_invalid_parameters():
-    with pytest.raises(pipeline.ParameterError) as err:
-        pipeline.parameters_from({"full_donor_percent": "80"})
+    with pytest.raises(ParameterError) as err:
+        resolve({"full_donor_percent": "80"})
     message = str(err.value)
     assert "full_donor_percent" in message and "full_donor_chimerism_above_percent" in message
-    with pytest.raises(pipeline.ParameterError, match="mrd_negativity_rule"):
-        pipeline.parameters_from({"mrd_negativity_rule": "lenient"})
-    with pytest.raises(pipeline.ParameterError, match="index_transplant"):
-        pipeline.parameters_from({"index_transplant": "first"})
-    with pytest.raises(pipeline.ParameterError, match="index_transplant"):
-        pipeline.parameters_from({"index_transplant": "0"})
+    with pytest.raises(ParameterError, match="mrd_negativity_rule"):
+        resolve({"mrd_negativity_rule": "lenient"})
+    with pytest.raises(ParameterError, match="index_transplant"):
+        resolve({"index_transplant": "first"})
+    with pytest.raises(ParameterError, match="index_transplant"):
+        resolve({"index_transplant": "0"})
 
 
 def test_a_parameter_name_may_leave_out_its_unit():
-    params = pipeline.parameters_from({"platelet_threshold": "50", "anc_threshold": 1})
-    assert params["engraftment"].platelet_threshold_e9_per_l == 50.0
-    assert params["engraftment"].anc_threshold_e9_per_l == 1.0
+    params = resolve({"platelet_threshold": "50", "anc_threshold": 1})
+    assert params["platelet_threshold_e9_per_l"] == 50.0
+    assert params["anc_threshold_e9_per_l"] == 1.0
     # a full name that begins another one is that parameter
-    assert pipeline.parameters_from({"primary_graft_failure_day": "30"})["engraftment"].primary_graft_failure_day == 30
-    with pytest.raises(pipeline.ParameterError, match="ambiguous.*platelet_run_length.*platelet_threshold_e9_per_l"):
-        pipeline.parameters_from({"platelet": "50"})
-    with pytest.raises(pipeline.ParameterError, match="given twice.*platelet_threshold_e9_per_l"):
-        pipeline.parameters_from({"platelet_threshold": "50", "platelet_threshold_e9_per_l": "40"})
-    with pytest.raises(pipeline.ParameterError, match=r"unknown parameter\(s\): platelet_thresh\b"):
-        pipeline.parameters_from({"platelet_thresh": "50"})
+    assert resolve({"primary_graft_failure_day": "30"})["primary_graft_failure_day"] == 30
+    with pytest.raises(ParameterError, match="ambiguous.*platelet_run_length.*platelet_threshold_e9_per_l"):
+        resolve({"platelet": "50"})
+    with pytest.raises(ParameterError, match="given twice.*platelet_threshold_e9_per_l"):
+        resolve({"platelet_threshold": "50", "platelet_threshold_e9_per_l": "40"})
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\): platelet_thresh\b"):
+        resolve({"platelet_thresh": "50"})
 
 
-def test_build_into_schema_and_incremental_patients():
+def test_build_order_and_incremental_patients():
     events = [infusion("2024-01-01", "P1"), ev("follow_up", "2024-03-01", "P1", disease_status="remission"),
               infusion("2024-02-01", "P2"), ev("chimerism_test", "2024-03-01", "P2", donor_percent=99,
                                                  compartment="whole_blood")]
     events = [e | {"event_id": f"e{i}"} for i, e in enumerate(events)]
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA proj")
     load_visible_events(con, events)
-    built = pipeline.build(con, schema="proj", tables=PART1)
+    built = build(con, resolve(), tables=PART1)
     assert built.index("events") < built.index("chimerism") < built.index("patients") < built.index("bridging")
-    before = rows(con, "SELECT * FROM proj.patients WHERE patient_id = 'P2'")
+    before = rows(con, "SELECT * FROM patients WHERE patient_id = 'P2'")
     # P1 dies; only P1 is recomputed, P2's rows stay as they are
     load_visible_events(con, events + [ev("death", "2024-04-01", "P1", cause="relapse")])
-    pipeline.build(con, schema="proj", patients=["P1"], tables=PART1)
-    p1 = one(con, "SELECT vital_status, last_contact_on FROM proj.patients WHERE patient_id = 'P1'")
+    build(con, resolve(), patients=["P1"], tables=PART1)
+    p1 = one(con, "SELECT vital_status, last_contact_on FROM patients WHERE patient_id = 'P1'")
     assert p1 == {"vital_status": "dead", "last_contact_on": D("2024-04-01")}
-    assert rows(con, "SELECT * FROM proj.patients WHERE patient_id = 'P2'") == before
-    assert one(con, "SELECT count(*) n FROM proj.events WHERE patient_id = 'P1'")["n"] == 3
-    assert not rows(con, "SELECT * FROM duckdb_tables() WHERE table_name LIKE '_timeline_stage_%'")
+    assert rows(con, "SELECT * FROM patients WHERE patient_id = 'P2'") == before
+    assert one(con, "SELECT count(*) n FROM events WHERE patient_id = 'P1'")["n"] == 3
+    assert not rows(con, "SELECT * FROM duckdb_tables() WHERE table_name LIKE '_stage_%'")
     # a full rebuild gives the same tables as the incremental one
     full = duckdb.connect()
     load_visible_events(full, events + [ev("death", "2024-04-01", "P1", cause="relapse")])
-    pipeline.build(full, tables=PART1)
+    build(full, resolve(), tables=PART1)
     for table in ("patients", "bridging", "disease_status", "chimerism"):
-        a = con.sql(f"SELECT * FROM proj.{table} ORDER BY ALL").fetchall()
+        a = con.sql(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
         b = full.sql(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
         assert a == b, table
 

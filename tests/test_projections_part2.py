@@ -1,4 +1,4 @@
-"""Hand-made cases for the engraftment, complications and endpoints projections (ENDPOINTS.md rules)."""
+"""Hand-made cases for the engraftment, complications and endpoints projections (docs/rules.md rules)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from timeline.app import Timeline
-from timeline.store.eventstore import RejectedError, latest_clinical_date, us_to_datetime
+from timeline.clock import latest_clinical_date, us_to_datetime
+from timeline.events.problems import RejectedError
 
 
 def count(pid: str, day: str, anc: float, **extra) -> dict:

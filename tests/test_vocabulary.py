@@ -1,4 +1,4 @@
-"""Unit tests of the event vocabulary (timeline.events) against the contract in EVENTS.md."""
+"""Unit tests of the event vocabulary (timeline.events) against the contract in docs/events.md."""
 
 from __future__ import annotations
 
@@ -29,12 +29,13 @@ from timeline.events import (
     problems_from,
     to_json_dict,
 )
-from timeline.events.envelope import latest_clinical_date
+from timeline.clock import latest_clinical_date
+from timeline.events.examples import EXAMPLES as DOC_EXAMPLES
 
 ENVELOPE = {"patient_id": "JH2132-01", "occurred_on": "2024-03-14"}
 SOME_ID = "0b7e3f4a-5c6d-4e8f-9a0b-1c2d3e4f5a6b"
 
-# A minimal valid example of every type in EVENTS.md (the contract's list of type names).
+# A minimal valid example of every type in docs/events.md (the contract's list of type names).
 EXAMPLES: dict[str, dict] = {
     "patient_registered": {"birth_date": "2012-05-01", "sex": "female"},
     "diagnosis": {"disease": "b_all", "risk_group": "high", "genetics": ["KMT2A-r", "IKZF1 del"]},
@@ -108,7 +109,7 @@ def test_catalogue_has_exactly_the_contract_types():
 @pytest.mark.parametrize("type_name", list(EXAMPLES))
 def test_every_type_accepts_its_example_and_round_trips(type_name):
     obj = event(type_name, event_id=SOME_ID, source="form", recorded_by="dm1", note="checked")
-    if type_name == "stem_cell_infusion":  # here `source` is the graft source (EVENTS.md)
+    if type_name == "stem_cell_infusion":  # here `source` is the graft source (docs/events.md)
         obj["source"] = "peripheral_blood"
     parsed = parse_event(obj)
     assert isinstance(parsed, EVENT_TYPES[type_name])
@@ -140,7 +141,7 @@ BAD_VALUES = [
     ("diagnosis", {"genetics": []}, "genetics", "must not be empty"),
     ("relapse", {"marrow_blasts_percent": 101}, "marrow_blasts_percent", "must be ≤ 100 (%)"),
     ("disease_assessment", {"response": "CR"}, "response", None),
-    ("mrd_test", {"sensitivity_percent": -0.1}, "sensitivity_percent", "must be ≥ 0 (%)"),
+    ("mrd_test", {"sensitivity_percent": -0.1}, "sensitivity_percent", "must be > 0 (%)"),
     ("mrd_test", {"method": "elisa"}, "method", "must be one of: flow, pcr, ngs"),
     ("chemotherapy_started", {"intent": "palliative"}, "intent", None),
     ("chemotherapy_started", {"regimen": ""}, "regimen", "must not be empty"),
@@ -480,12 +481,15 @@ def test_json_schema_is_generated_with_every_type():
     schema = json_schema()
     assert set(schema["discriminator"]["mapping"]) == set(EVENT_TYPES)
     assert len(schema["oneOf"]) == len(EVENT_TYPES)
-    assert schema == EVENT_ADAPTER.json_schema() | {k: schema[k] for k in ("$schema", "title")}
-    for cls in EVENT_TYPES.values():
+    plain = EVENT_ADAPTER.json_schema()
+    for name, cls in EVENT_TYPES.items():
         definition = schema["$defs"][cls.__name__]
+        assert definition.pop("examples") == [DOC_EXAMPLES[name]]  # the one addition to the generated schema
         assert definition["required"][:2] == ["type", "patient_id"]
-        assert definition["properties"]["occurred_on"] == {"format": "date", "title": "Occurred On", "type": "string"}
+        assert definition["properties"]["occurred_on"]["format"] == "date"
+        assert definition["properties"]["occurred_on"]["description"]
         assert definition["additionalProperties"] is False
+    assert schema == plain | {k: schema[k] for k in ("$schema", "title")}
     upper_gi = schema["$defs"]["GvhdDiagnosed"]["properties"]["upper_gi_stage"]["anyOf"][0]
     assert (upper_gi["minimum"], upper_gi["maximum"]) == (0, 1)
     json.dumps(schema)

@@ -1,18 +1,31 @@
-"""`Timeline`: the Python entry point — open a store, ingest and record events, read them as of any time."""
+"""`Timeline`: the Python entry point: open a store, ingest and record events, read them as of any time,
+query the projections.
+
+Reads never write: `sql`, `as_of` and the estimators read the projection file (read-only) or build in
+memory; only `project` writes the file.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Event, parse_event
+from .clock import as_date, as_utc, latest_clinical_date, us_to_datetime
 from .ingest import file_reader, prepare_objects
-from .store.eventstore import AppendReport, EventStore, latest_clinical_date, us_to_datetime
-from .store.facts import Fact, LogRecord
+from .store.eventstore import AppendReport, EventStore
+from .store.facts import Fact
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from .projections.parameters import Params
+    from .projections.runner import Projector, RunReport
+    from .queries.views import ProjectionView
 
 
 @dataclass(frozen=True)
@@ -29,29 +42,6 @@ class VisibleEvent:
         return str(self.event.event_id)
 
 
-def _as_utc(moment: datetime | str | None) -> datetime | None:
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError:
-            raise ValueError(f"known-at {moment!r} is not an ISO 8601 timestamp "
-                             "(e.g. 2025-09-01T12:00:00Z; UTC when no zone is given)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _as_date(d: date | str | None) -> date | None:
-    if d is None or isinstance(d, date):
-        return d
-    try:
-        return date.fromisoformat(d)
-    except ValueError:
-        raise ValueError(f"as-of {d!r} is not a date YYYY-MM-DD") from None
-
-
 class Timeline:
     """The engine over one event store.
 
@@ -59,6 +49,7 @@ class Timeline:
     >>> tl.record({"type": "patient_registered", "patient_id": "P1", "occurred_on": "2020-01-01",
     ...            "birth_date": "2012-05-01", "sex": "female"}).new
     1
+    >>> tl.close()
     """
 
     def __init__(self, store: EventStore, projections: str | os.PathLike[str] | None = None):
@@ -67,11 +58,11 @@ class Timeline:
 
     @classmethod
     def open(cls, location: str | os.PathLike[str] | None = None,
-             projections: str | os.PathLike[str] | None = None) -> Timeline:
-        """Open a store: a data folder (default `./timeline-data` or `$TIMELINE_STORE`), a
-        `postgresql://…` URL, or `memory`. `projections`: the DuckDB file (default: `projections.duckdb`
-        in the data folder, or `$TIMELINE_PROJECTIONS`)."""
-        return cls(EventStore.open(location), projections)
+             projections: str | os.PathLike[str] | None = None, create: bool = True) -> Timeline:
+        """Open a store: a data folder (default `./timeline-data` or `$TIMELINE_STORE`), a `postgresql://…`
+        URL, or `memory`. `projections`: the projection file (default: `projections.duckdb` in the data
+        folder, or `$TIMELINE_PROJECTIONS`). `create=False` refuses a folder that holds no store."""
+        return cls(EventStore.open(location, create=create), projections)
 
     def close(self) -> None:
         self.store.close()
@@ -106,10 +97,10 @@ class Timeline:
         """Validate and append one event."""
         return self.ingest([event], what="event")
 
-    # -- reading -------------------------------------------------------------------------------------
+    # -- reading the store -----------------------------------------------------------------------------
     def facts(self, patient: str | None = None, known_at: datetime | str | None = None) -> list[Fact]:
         """Every fact (original event and its amendments), as known at `known_at`, retracted ones included."""
-        return list(self.store.ledger(patient, _as_utc(known_at)).facts.values())
+        return list(self.store.ledger(patient, as_utc(known_at)).facts.values())
 
     def events(self, patient: str | None = None, as_of: date | str | None = None,
                known_at: datetime | str | None = None) -> list[VisibleEvent]:
@@ -118,7 +109,7 @@ class Timeline:
         Visible: occurred on or before `as_of` (clinical date; None = no limit), recorded at or before
         `known_at` (UTC; None = now), with the corrections and retractions recorded by then applied.
         """
-        as_of_d = _as_date(as_of)
+        as_of_d = as_date(as_of)
         out = []
         for fact in self.facts(patient, known_at):
             if not fact.visible or (as_of_d is not None and fact.occurred_on > as_of_d):
@@ -131,53 +122,77 @@ class Timeline:
     def patients(self) -> list[str]:
         return self.store.patient_ids()
 
-    # -- projections ---------------------------------------------------------------------------------
-    def projector(self, params: Mapping[str, Any] | None = None):
-        from .projections import pipeline
+    # -- projections -----------------------------------------------------------------------------------
+    def projector(self, params: Mapping[str, Any] | None = None) -> Projector:
+        from .projections.parameters import resolve
         from .projections.runner import Projector
 
-        return Projector(self.store, self.projections_path, params=pipeline.parameters_from(params or {}))
+        return Projector(self.store, self.projections_path, params=resolve(params))
 
     def project(self, rebuild: bool = False, params: Mapping[str, Any] | None = None,
                 on_rows: Callable[[int], None] | None = None,
-                on_table: Callable[[str, int, int], None] | None = None):
-        """Catch the DuckDB tables up with the store (or rebuild them); atomic. `on_rows(n)` and
-        `on_table(name, i, n)` report progress."""
+                on_table: Callable[[str, int, int], None] | None = None) -> RunReport:
+        """Catch the projection file up with the store (or rebuild it): the only writer of the file.
+        `on_rows(n)` and `on_table(name, i, n)` report progress."""
         return self.projector(params).run(rebuild=rebuild, on_rows=on_rows, on_table=on_table)
 
     def as_of(self, date: date | str | None = None, known_at: datetime | str | None = None,
-              params: Mapping[str, Any] | None = None, patients: Iterable[str] | None = None,
-              catch_up: bool = True):
-        """A read-only view in which every projection table holds the projection of the events visible
-        as of clinical `date` and as known at `known_at` (same rules as the materialised tables).
+              params: Mapping[str, Any] | None = None, patients: Sequence[str] | None = None,
+              fresh: bool = False, on_wait: Callable[[], None] | None = None) -> ProjectionView:
+        """A read-only view in which every projection table holds the projection of the events visible as
+        of clinical `date` and as known at `known_at` (None: no limit, now), by the same rules as the file.
 
-        With `patients`, only those patients are replayed, straight from their streams (fast).
-        With neither date, known_at nor params, the materialised tables themselves (caught up first).
+        By default the projection file is read (never written): as it is, or recomputed from its log for
+        a past date, a past knowledge time or other parameters. If it is behind the store the view's
+        `notes` say so. `fresh=True` builds every table in memory from the store instead; `patients`
+        replays only those patients, straight from their streams (fast).
         """
-        from .projections import pipeline
-        from .projections.replay import replay
-        from .queries.views import open_as_of, open_materialised, view_of
+        from .projections.parameters import resolve
+        from .queries.views import view_of
 
-        d, k = _as_date(date), _as_utc(known_at)
-        resolved = pipeline.parameters_from(params or {})
+        d, k = as_date(date), as_utc(known_at)
+        resolved = resolve(params) if params is not None else None
         if patients is not None:
+            from .projections.replay import replay
+
             con = replay(self.store, list(patients), d, k, resolved)
-            return view_of(con, f"patients {', '.join(patients)} as of {d or 'today'}")
-        # the materialised file keeps the parameters it was built with (`timeline project --param …`);
-        # other parameters are applied to an in-memory recomputation, never by rebuilding the shared file
-        projector = self.projector()
-        projector.params = projector.stored_params() or projector.params
-        if catch_up:
-            projector.run()
-        if d is None and k is None and (not params or resolved == projector.params):
-            return open_materialised(projector.path)
-        return open_as_of(projector.path, d, k, resolved)
+            return view_of(con, f"patients {', '.join(patients)} replayed from the store")
+        if fresh:
+            return view_of(self._fresh(d, k, resolved), "projections built in memory from the store")
+        from .queries.views import open_file
+
+        view = open_file(self.projector().path, d, k, resolved, on_wait=on_wait)
+        if view.state is not None:
+            behind = self.store.count_after(view.state.position)
+            if behind:
+                view.notes.append(f"projections are {behind:,} event(s) behind the store; run `timeline project` "
+                                  "(or use --fresh)")
+        return view
+
+    def _fresh(self, as_of: date | None, known_at: datetime | None, params: Params | None):
+        import duckdb
+
+        from .projections.build import build
+        from .projections.loader import create_log, insert_log, load_visible
+        from .projections.parameters import resolve
+
+        con = duckdb.connect()
+        try:
+            create_log(con)
+            with self.store.recorder.read_arrow(0, self.store.max_position()) as reader:
+                insert_log(con, reader)
+            load_visible(con, as_of=as_of, known_at=known_at)
+            build(con, params if params is not None else resolve())
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def sql(self, query: str, as_of: date | str | None = None, known_at: datetime | str | None = None,
-            params: Mapping[str, Any] | None = None):
+            params: Mapping[str, Any] | None = None, fresh: bool = False) -> pl.DataFrame:
         """Run a read-only query on the projections (as of / known at, if given): a polars DataFrame."""
-        with self.as_of(as_of, known_at, params) as view:
+        with self.as_of(as_of, known_at, params, fresh=fresh) as view:
             return view.sql(query)
 
 
-__all__ = ["Timeline", "VisibleEvent", "LogRecord"]
+__all__ = ["Timeline", "VisibleEvent"]

@@ -1,12 +1,13 @@
-"""`make demo`: the seed cohort end to end.
+"""`make demo`: the seed cohort end to end, and its paper reproduced.
 
     python -m timeline.demo [--store ./timeline-data] [--out ./report] [--fixtures fixtures/seed]
 
 1. ingests every event file of the seed cohort (`*.jsonl`, `*.csv`; idempotent: a second run stores
    nothing new and says so),
-2. catches the DuckDB projections up,
-3. prints the outcomes report as of the cohort's data cut-off (`data_cutoff` of `cohort.json`) and
-   writes it, with its figures, to `--out`.
+2. catches the projection file up,
+3. writes the outcomes report as of the cohort's data cut-off (`data_cutoff` of `cohort.json`),
+4. sets each statement of the paper's abstract (`abstract` of `cohort.json`: the numbers each statement
+   rests on) against what the engine computed, and exits 1 if one disagrees.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+from .settings import DEFAULT_DATA_FOLDER
 
 DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "seed"
 
@@ -26,28 +31,74 @@ def seed_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.jsonl")) + sorted(folder.glob("*.csv"))
 
 
+def _plain(value: Any) -> Any:
+    """A computed value as it is written in JSON (dates as ISO text, tuples as lists)."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def lookup(values: Mapping[str, Any], name: str) -> Any:
+    """A named number; a dotted name reaches into a group (`complications.cmv_reactivation`); absent: None."""
+    got: Any = values
+    for part in name.split("."):
+        got = got.get(part) if isinstance(got, Mapping) else None
+    return _plain(got)
+
+
+def agrees(computed: Any, expected: Any) -> bool:
+    """`expected` is a value, or {"within": [low, high]} for a computed [min, max] range."""
+    if isinstance(expected, Mapping) and set(expected) == {"within"}:
+        low, high = expected["within"]
+        return isinstance(computed, list) and len(computed) == 2 and low <= computed[0] and computed[1] <= high
+    return computed == expected
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def compare(abstract: Sequence[Mapping[str, Any]], values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each statement of the abstract with what the engine computed and whether it agrees."""
+    rows = []
+    for statement in abstract:
+        names = [*statement["expect"], *statement.get("show", [])]
+        shown = "; ".join(f"{n} = {_shown(lookup(values, n))}" for n in names)
+        ok = all(agrees(lookup(values, n), want) for n, want in statement["expect"].items())
+        rows.append({"item": statement["item"], "paper": statement["paper"], "engine": shown, "agrees": ok})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m timeline.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="./timeline-data", help="data folder (default ./timeline-data)")
+    parser.add_argument("--store", default=DEFAULT_DATA_FOLDER, help=f"data folder (default {DEFAULT_DATA_FOLDER})")
     parser.add_argument("--out", default="./report", help="report folder (default ./report)")
     parser.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="seed cohort folder")
     args = parser.parse_args(argv)
 
     from .app import Timeline
-    from .queries.report import run_report
-    from .store.eventstore import RejectedError
+    from .clock import as_date
+    from .events.problems import RejectedError
+    from .queries.report import write_report
 
     started = time.perf_counter()
     folder = Path(args.fixtures)
     cohort = json.loads((folder / "cohort.json").read_text(encoding="utf-8"))
-    cutoff = cohort["data_cutoff"]
+    cutoff = as_date(cohort["data_cutoff"])
     files = seed_files(folder)
     if not files:
         print(f"no event files in {folder}", file=sys.stderr)
         return 1
 
-    tl = Timeline.open(args.store)
-    try:
+    with Timeline.open(args.store) as tl:
         print(f"== 1. ingest: {len(files)} files of {cohort.get('name', folder.name)} into {args.store}")
         total_new = total_present = 0
         for path in files:
@@ -70,12 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         out = Path(args.out)
         print(f"\n== 3. report as of the data cut-off {cutoff}\n")
-        code = run_report(tl, as_of=cutoff, known_at=None, params=None, out=out)
+        with tl.as_of(cutoff) as view:
+            made = write_report(view, out, as_of=cutoff, now=tl.store.now_us())
         print(f"\nreport written to {out.resolve()}/report.html (and report.md, figures as PNG and SVG)")
-        print(f"demo finished in {time.perf_counter() - started:.1f} s")
-        return code
-    finally:
-        tl.close()
+
+    rows = compare(cohort.get("abstract", []), made.values)
+    print(f"\n== 4. the paper's abstract ({cohort.get('paper', '')}) vs the engine\n")
+    width = max((len(r["item"]) for r in rows), default=10)
+    for r in rows:
+        print(f"{'yes' if r['agrees'] else 'NO ':3}  {r['item']:<{width}}  paper: {r['paper']}\n"
+              f"     {'':<{width}}  engine: {r['engine']}")
+    agreed = sum(r["agrees"] for r in rows)
+    print(f"\n{agreed} of {len(rows)} abstract statements reproduced.")
+    print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    return 0 if agreed == len(rows) else 1
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from .events.envelope import ENVELOPE_FIELDS as ENVELOPE
 from .store.facts import Fact
-
-ENVELOPE = ("type", "patient_id", "occurred_on", "event_id", "source", "recorded_by", "note")
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Line:
 def details(content: dict[str, Any]) -> str:
     parts = []
     for k, v in content.items():
-        # `stem_cell_infusion.source` is the graft (EVENTS.md), not the envelope's provenance
+        # `stem_cell_infusion.source` is the graft (docs/events.md), not the envelope's provenance
         if k in ENVELOPE and not (k == "source" and content.get("type") == "stem_cell_infusion"):
             continue
         if isinstance(v, list):

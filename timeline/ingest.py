@@ -18,10 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .events.envelope import ENVELOPE_FIELDS
 from .events import EVENT_ADAPTER, EVENT_TYPES, Event, canonical_json, list_fields, problems_from
 from .events.catalogue import content_id_bytes
-from .events import Problem as FieldProblem
-from .store.eventstore import Prepared, Problem
+from .events.problems import Problem
+from .store.eventstore import Prepared
 from .store.facts import CORRECTED, RETRACTED
 
 
@@ -38,8 +39,8 @@ def _prepare(event: Event, line: int | None, latest: date) -> tuple | Problem:
     """`prepare` as a plain tuple in Prepared's field order (the hot path of a bulk ingest)."""
     on = event.occurred_on
     if on > latest:
-        return Problem(line, "occurred_on", on.isoformat(),
-                       f"is in the future of its recording (latest admissible date {latest.isoformat()})")
+        return Problem("occurred_on", on.isoformat(),
+                       f"is in the future of its recording (latest admissible date {latest.isoformat()})", line)
     content = canonical_json(event)
     digest = content_id_bytes(content)
     given = event.event_id
@@ -57,7 +58,7 @@ def _prepare(event: Event, line: int | None, latest: date) -> tuple | Problem:
 
 
 def _problems(exc: ValidationError, line: int | None) -> list[Problem]:
-    return [Problem(line, p.field, p.value, p.rule) for p in problems_from(exc)]
+    return [p.at(line) for p in problems_from(exc)]
 
 
 def prepare_json_lines(lines: Iterable[tuple[int, bytes]], latest: date) -> list[tuple | Problem]:
@@ -69,7 +70,7 @@ def prepare_json_lines(lines: Iterable[tuple[int, bytes]], latest: date) -> list
             ev = validate(raw, strict=True)
         except ValidationError as e:
             if not _is_json_object(raw):
-                out.append(Problem(n, "(line)", raw[:80].decode(errors="replace"), "is not a JSON object"))
+                out.append(Problem("(line)", raw[:80].decode(errors="replace"), "is not a JSON object", n))
             else:
                 out.extend(_problems(e, n))
             continue
@@ -154,7 +155,7 @@ def read_json_lines(path: Path, latest: date, parallel: bool | None = None) -> I
 CSV_MULTI = "|"
 
 
-def csv_row_to_json(row: dict[str, str | None]) -> dict[str, Any] | list[FieldProblem]:
+def csv_row_to_json(row: dict[str, str | None]) -> dict[str, Any] | list[Problem]:
     """One CSV row → public JSON: empty cell = absent, list fields split on `|`, JSON-typed cells parsed.
 
     Numbers and booleans are written as text in CSV; they are read as JSON scalars where they parse as
@@ -165,7 +166,7 @@ def csv_row_to_json(row: dict[str, str | None]) -> dict[str, Any] | list[FieldPr
     lists = list_fields(type_name) if type_name in EVENT_TYPES else set()
     for key, cell in row.items():
         if key is None:
-            return [FieldProblem("(row)", cell, "has more cells than the header has columns")]
+            return [Problem("(row)", cell, "has more cells than the header has columns")]
         if cell is None or cell.strip() == "":
             continue
         cell = cell.strip()
@@ -175,8 +176,8 @@ def csv_row_to_json(row: dict[str, str | None]) -> dict[str, Any] | list[FieldPr
             try:
                 out[key] = json.loads(cell)
             except ValueError:
-                return [FieldProblem("replacement", cell, "must be a JSON object (the corrected event)")]
-        elif key in ("type", "patient_id", "occurred_on", "event_id", "source", "recorded_by", "note"):
+                return [Problem("replacement", cell, "must be a JSON object (the corrected event)")]
+        elif key in ENVELOPE_FIELDS:
             out[key] = cell
         else:
             out[key] = _scalar(cell)
@@ -198,13 +199,13 @@ def read_csv(path: Path, latest: date) -> Iterator[Prepared | Problem]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or "type" not in reader.fieldnames:
-            yield Problem(1, "(header)", reader.fieldnames, "a CSV event file needs a header row with at least `type`")
+            yield Problem("(header)", reader.fieldnames, "a CSV event file needs a header row with at least `type`", 1)
             return
         for row in reader:
             n = reader.line_num
             obj = csv_row_to_json(row)
             if isinstance(obj, list):
-                yield from (Problem(n, p.field, p.value, p.rule) for p in obj)
+                yield from (p.at(n) for p in obj)
                 continue
             yield from prepare_objects([(n, obj)], latest)
 

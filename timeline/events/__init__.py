@@ -1,4 +1,4 @@
-"""The event vocabulary: one frozen pydantic model per clinical occurrence (EVENTS.md).
+"""The event vocabulary: one frozen pydantic model per clinical occurrence (docs/events.md).
 
 Grouped by domain (patient, therapy, transplant, laboratory, complications, outcome, corrections).
 This package is the edge of the engine: everything stored has been validated here.

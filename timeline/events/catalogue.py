@@ -17,7 +17,7 @@ _ALL_EVENTS = (*REPLACEABLE_EVENTS, *corrections.EVENTS)
 #: Any event, discriminated on `type`: validation tries exactly one model.
 Event = Annotated[Union[_ALL_EVENTS], Field(discriminator="type")]  # type: ignore[valid-type]
 
-#: Type name → model class, in catalogue order (EVENTS.md).
+#: Type name → model class, in catalogue order (docs/events.md).
 EVENT_TYPES: dict[str, type[EventBase]] = {cls.model_fields["type"].default: cls for cls in _ALL_EVENTS}
 
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
@@ -81,8 +81,13 @@ def content_event_id(event: EventBase) -> UUID:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the public event format, generated from the models."""
+    """The JSON Schema of the public event format, generated from the models (descriptions, units and
+    plausible ranges included), with one example of each type."""
+    from timeline.events.examples import EXAMPLES
+
     schema = EVENT_ADAPTER.json_schema()
+    for name, cls in EVENT_TYPES.items():
+        schema["$defs"][cls.__name__]["examples"] = [EXAMPLES[name]]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "timeline event", **schema}
 
 

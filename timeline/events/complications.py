@@ -9,11 +9,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from timeline.events.envelope import Count, EventBase, Flag, NonNegative, Text, check_rules
+from timeline.events.envelope import EventBase, Flag, Text, check_rules, measure, whole
 from timeline.events.laboratory import Virus
 
 GvhdKind = Literal["acute", "chronic"]
 Stage = Annotated[int, Field(ge=0, le=4)]
+_KIND = "acute or chronic GVHD"
 
 
 def magic_overall_grade(skin: int, liver: int, upper_gi: int, lower_gi: int) -> int:
@@ -39,17 +40,18 @@ class ViralReactivation(EventBase):
     """A viral reactivation as diagnosed by the clinician."""
 
     type: Literal["viral_reactivation"] = "viral_reactivation"
-    virus: Virus
-    treated: Flag | None = None
+    virus: Virus = Field(description="the virus")
+    treated: Flag | None = Field(None, description="pre-emptive or curative treatment was started")
 
 
 class Infection(EventBase):
     """A documented infection."""
 
     type: Literal["infection"] = "infection"
-    category: Literal["bacterial", "viral", "fungal", "parasitic"]
-    organism: Text | None = None
-    site: Literal["bloodstream", "gastrointestinal", "respiratory", "urinary", "skin", "cns", "other"] | None = None
+    category: Literal["bacterial", "viral", "fungal", "parasitic"] = Field(description="the kind of pathogen")
+    organism: Text | None = Field(None, description="the organism, e.g. Clostridioides difficile")
+    site: Literal["bloodstream", "gastrointestinal", "respiratory", "urinary", "skin", "cns", "other"] | None = Field(
+        None, description="the site")
 
 
 class EngraftmentSyndrome(EventBase):
@@ -67,14 +69,21 @@ class GvhdDiagnosed(EventBase):
     For acute GVHD with stages the overall grade is derived (and stored); a given grade must agree.
     """
 
+    RULES = (
+        "acute: grade and/or MAGIC organ stages; with stages the grade is derived from them (a missing stage "
+        "counts as 0) and a given grade must agree; stages that are all 0 are refused; no severity",
+        "chronic: severity required; no grade or stages",
+    )
+
     type: Literal["gvhd_diagnosed"] = "gvhd_diagnosed"
-    kind: GvhdKind
-    grade: Annotated[int, Field(ge=1, le=4)] | None = None
-    skin_stage: Stage | None = None
-    liver_stage: Stage | None = None
-    upper_gi_stage: Annotated[int, Field(ge=0, le=1)] | None = None
-    lower_gi_stage: Stage | None = None
-    severity: Literal["mild", "moderate", "severe"] | None = None
+    kind: GvhdKind = Field(description=_KIND)
+    grade: Annotated[int, Field(ge=1, le=4)] | None = Field(
+        None, description="acute: MAGIC overall grade 1–4 (derived from the stages when they are given)")
+    skin_stage: Stage | None = Field(None, description="acute: MAGIC skin stage 0–4")
+    liver_stage: Stage | None = Field(None, description="acute: MAGIC liver stage 0–4")
+    upper_gi_stage: Annotated[int, Field(ge=0, le=1)] | None = Field(None, description="acute: MAGIC upper GI stage 0–1")
+    lower_gi_stage: Stage | None = Field(None, description="acute: MAGIC lower GI stage 0–4")
+    severity: Literal["mild", "moderate", "severe"] | None = Field(None, description="chronic: NIH global severity")
 
     @model_validator(mode="after")
     def _grade_from_stages(self) -> GvhdDiagnosed:
@@ -118,34 +127,37 @@ class GvhdTreatmentStarted(EventBase):
     """A line of GVHD treatment starts (steroid dose as prednisone equivalent)."""
 
     type: Literal["gvhd_treatment_started"] = "gvhd_treatment_started"
-    kind: GvhdKind
-    line: Count
-    agents: list[Text] = Field(min_length=1)
-    steroid_mg_per_kg_day: NonNegative | None = None
+    kind: GvhdKind = Field(description=_KIND)
+    line: int = whole(1, 20, "the line of treatment (1 = first)")
+    agents: list[Text] = Field(min_length=1, description="the agents, e.g. methylprednisolone, ruxolitinib")
+    steroid_mg_per_kg_day: float | None = measure(
+        "mg/kg/day prednisone equivalent", 0, 30, "steroid dose at the start of this line")
 
 
 class GvhdResponse(EventBase):
     """A GVHD response assessment."""
 
     type: Literal["gvhd_response"] = "gvhd_response"
-    kind: GvhdKind
-    response: Literal["complete", "partial", "no_response", "progression"]
-    steroid_refractory: Flag | None = None
+    kind: GvhdKind = Field(description=_KIND)
+    response: Literal["complete", "partial", "no_response", "progression"] = Field(description="the response")
+    steroid_refractory: Flag | None = Field(None, description="judged steroid-refractory by the clinician")
 
 
 class GvhdResolved(EventBase):
     """GVHD has resolved."""
 
     type: Literal["gvhd_resolved"] = "gvhd_resolved"
-    kind: GvhdKind
+    kind: GvhdKind = Field(description=_KIND)
 
 
 class Toxicity(EventBase):
     """A graded toxicity (CRS, ICANS, VOD/SOS, TMA, mucositis, …)."""
 
     type: Literal["toxicity"] = "toxicity"
-    kind: Literal["crs", "icans", "vod_sos", "tma", "mucositis", "other"]
-    grade: Annotated[int, Field(ge=1, le=5)]
+    kind: Literal["crs", "icans", "vod_sos", "tma", "mucositis", "other"] = Field(
+        description="crs: cytokine release syndrome, icans: neurotoxicity, vod_sos: veno-occlusive disease, "
+        "tma: thrombotic microangiopathy")
+    grade: int = whole(1, 5, "the grade (CTCAE or the consensus scale of the toxicity)")
 
 
 EVENTS = (ViralReactivation, Infection, EngraftmentSyndrome, GvhdDiagnosed, GvhdTreatmentStarted,

@@ -66,8 +66,17 @@ class EventCorrected(EventBase):
     `occurred_on` is the day of the correction; the replacement's own `occurred_on` places the fact.
     """
 
+    RULES = (
+        "corrects names an earlier event of the same patient that is not retracted (a correction of a "
+        "correction replaces the latest version)",
+        "replacement is a whole event of any type but these two: type, occurred_on and its fields, without "
+        "patient_id or event_id; it is validated as that type",
+        "occurred_on is the day of the correction: a correction takes effect by knowledge time (recorded_at); "
+        "the replacement's occurred_on places the fact",
+    )
+
     type: Literal["event_corrected"] = "event_corrected"
-    corrects: UUID
+    corrects: UUID = Field(description="the event_id of the event this corrects (the latest version is replaced)")
     replacement: dict[str, Any] = Field(
         description="the corrected event: type, occurred_on and its fields, without patient_id or event_id"
     )
@@ -97,9 +106,11 @@ class EventCorrected(EventBase):
 class EventRetracted(EventBase):
     """A retraction: the event `retracts` was entered in error and no longer counts."""
 
+    RULES = ("retracts names an earlier event of the same patient that is not already retracted",)
+
     type: Literal["event_retracted"] = "event_retracted"
-    retracts: UUID
-    reason: Text
+    retracts: UUID = Field(description="the event_id of the event entered in error")
+    reason: Text = Field(description="why it is retracted")
 
 
 EVENTS = (EventCorrected, EventRetracted)

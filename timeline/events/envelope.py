@@ -8,8 +8,8 @@ on dates. The shared types here keep names, units and error wording in one place
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from pydantic import (
@@ -22,38 +22,24 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
+from ..clock import latest_clinical_date
+
 # ---------------------------------------------------------------------------------------------
 # Dates: `YYYY-MM-DD` only, a real calendar day, not in the future.
 
-#: The first time zone to enter each new day (UTC+14, Line Islands). A clinical date is "in the
-#: future" only when it has begun nowhere yet, so a centre far east of UTC can record today's
-#: sample in its morning, whatever the server's zone.
-EARLIEST_TIMEZONE = timezone(timedelta(hours=14))
-
-_DATE_RULE = "must be a date YYYY-MM-DD"
-
-
-def latest_clinical_date() -> date:
-    """The latest `occurred_on` accepted right now: today's date at UTC+14."""
-    return datetime.now(EARLIEST_TIMEZONE).date()
-
-
 # Dates almost always lie well in the past: compare with a bound known to be safe (time only moves
-# forward) and read the clock only for dates beyond it. One comparison per date on the hot path.
-_safe_until = latest_clinical_date()
+# forward: the date when this module was loaded) and read the clock only for dates beyond it.
+_SAFE_UNTIL = latest_clinical_date()
 
 
 def _not_in_future(value: date) -> date:
-    global _safe_until
-    if value <= _safe_until:
+    if value <= _SAFE_UNTIL or value <= latest_clinical_date():
         return value
-    _safe_until = latest_clinical_date()
-    if value > _safe_until:
-        raise PydanticCustomError("date_in_future", "must not be in the future")
-    return value
+    raise PydanticCustomError("date_in_future", "must not be in the future")
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fullmatch
+_DATE_RULE = "must be a date YYYY-MM-DD"
 
 
 def _python_date(value: Any) -> date:
@@ -133,12 +119,37 @@ Percent = Annotated[float, Field(ge=0, le=100)]
 Count = Annotated[int, Field(ge=1)]
 
 
+def measure(unit: str, low: float, high: float, doc: str, *, above: bool = False,
+            other_units: dict[str, float] | None = None, default: Any = None) -> Any:
+    """A numeric field: what it measures, its unit, and its plausible range [low, high] (low excluded
+    when `above`). A value outside the range is refused, naming the unit; `other_units` maps a unit the
+    value is often given in by mistake to the factor that converts it into `unit` (cells/µL -> ×10⁹/L:
+    0.001), so the refusal can say what the value would be. The model is the one place these are kept:
+    the JSON Schema and docs/events.md show them."""
+    extra: dict[str, Any] = {"unit": unit, "plausible_range": [low, high]}
+    if other_units:
+        extra["other_units"] = dict(other_units)
+    bound = {"gt": low} if above else {"ge": low}
+    return Field(default, description=doc, le=high, json_schema_extra=extra, **bound)
+
+
+def whole(low: int, high: int, doc: str, default: Any = ...) -> Any:
+    """A whole-number field (a cycle, a line, a grade) with its range."""
+    return Field(default, description=doc, ge=low, le=high, json_schema_extra={"plausible_range": [low, high]})
+
+
 def _type_is_required(schema: dict[str, Any]) -> None:
     # `type` has a default so models can be built directly (BloodCount(...)); in the public format
     # it is the discriminator and always required.
     required = schema.setdefault("required", [])
     if "type" not in required:
         required.insert(0, "type")
+
+
+#: The envelope fields that identify an event: what it is, whose, when, which.
+IDENTITY_FIELDS = ("type", "patient_id", "occurred_on", "event_id")
+#: The envelope fields that say where a record came from (kept with the event's own fields).
+PROVENANCE_FIELDS = ("source", "recorded_by", "note")
 
 
 class EventBase(BaseModel):
@@ -151,13 +162,22 @@ class EventBase(BaseModel):
         json_schema_extra=_type_is_required,
     )
 
-    type: str
-    patient_id: PatientId
-    occurred_on: IsoDate
-    event_id: UUID | None = None
-    source: Text | None = None
-    recorded_by: Text | None = None
-    note: Note | None = None
+    #: the rules that span fields, in words (docs/events.md); the validators enforce them
+    RULES: ClassVar[tuple[str, ...]] = ()
+
+    type: str = Field(description="the event type (one of the type names)")
+    patient_id: PatientId = Field(description="pseudonymous patient id: 1–64 of A–Z a–z 0–9 - _ .")
+    occurred_on: IsoDate = Field(description="the clinical date, YYYY-MM-DD: when it happened (for a sample, "
+                                             "when it was taken); not in the future")
+    event_id: UUID | None = Field(None, description="the event's id (a UUID); if absent, derived from its content, "
+                                                    "so importing the same event again adds nothing")
+    source: Text | None = Field(None, description="where the record came from (lab, form, import:file.csv, …)")
+    recorded_by: Text | None = Field(None, description="who entered it")
+    note: Note | None = Field(None, description="free text, at most 2,000 characters")
+
+
+#: Every envelope field, in declared order (the model is the one list).
+ENVELOPE_FIELDS = tuple(EventBase.model_fields)
 
 
 def check_rules(event: BaseModel, broken: list[tuple[str, Any, str]]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from timeline.events.envelope import EventBase
 
 
@@ -11,14 +13,15 @@ class FollowUp(EventBase):
     """A contact at which the patient was alive, with the disease status."""
 
     type: Literal["follow_up"] = "follow_up"
-    disease_status: Literal["remission", "relapse", "not_assessed"]
+    disease_status: Literal["remission", "relapse", "not_assessed"] = Field(description="disease status at the contact")
 
 
 class Death(EventBase):
     """The patient died, with the main cause."""
 
     type: Literal["death"] = "death"
-    cause: Literal["relapse", "transplant_related", "infection", "gvhd", "toxicity", "other", "unknown"]
+    cause: Literal["relapse", "transplant_related", "infection", "gvhd", "toxicity", "other", "unknown"] = Field(
+        description="the main cause")
 
 
 EVENTS = (FollowUp, Death)

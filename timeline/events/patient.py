@@ -6,51 +6,57 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from timeline.events.envelope import EventBase, Flag, IsoDate, Percent, Text, check_rules
+from timeline.events.envelope import EventBase, Flag, IsoDate, Text, check_rules, measure
 
 
 class PatientRegistered(EventBase):
     """The patient enters the registry, with birth date and sex."""
 
     type: Literal["patient_registered"] = "patient_registered"
-    birth_date: IsoDate
-    sex: Literal["female", "male", "other", "unknown"]
+    birth_date: IsoDate = Field(description="date of birth, YYYY-MM-DD")
+    sex: Literal["female", "male", "other", "unknown"] = Field(description="sex")
 
 
 class Diagnosis(EventBase):
     """The disease that leads to transplant is diagnosed."""
 
     type: Literal["diagnosis"] = "diagnosis"
-    disease: Literal["b_all", "t_all", "aml", "mpal", "cml", "mds", "other"]
-    risk_group: Text | None = None
-    genetics: list[Text] | None = Field(None, min_length=1)
+    disease: Literal["b_all", "t_all", "aml", "mpal", "cml", "mds", "other"] = Field(
+        description="the disease (b_all: B-cell acute lymphoblastic leukaemia)")
+    risk_group: Text | None = Field(None, description="risk group, as the protocol names it")
+    genetics: list[Text] | None = Field(None, min_length=1, description="genetic findings, e.g. ETV6::RUNX1")
 
 
 class Relapse(EventBase):
     """The disease relapses, at a site."""
 
     type: Literal["relapse"] = "relapse"
-    site: Literal["bone_marrow", "cns", "testicular", "combined", "other"]
-    marrow_blasts_percent: Percent | None = None
+    site: Literal["bone_marrow", "cns", "testicular", "combined", "other"] = Field(description="site of the relapse")
+    marrow_blasts_percent: float | None = measure("% of marrow cells", 0, 100, "marrow blasts")
 
 
 class DiseaseAssessment(EventBase):
     """A response assessment of the disease (e.g. marrow after a course of therapy)."""
 
     type: Literal["disease_assessment"] = "disease_assessment"
-    response: Literal["complete_remission", "cri", "partial_response", "refractory", "progression"]
-    marrow_blasts_percent: Percent | None = None
+    response: Literal["complete_remission", "cri", "partial_response", "refractory", "progression"] = Field(
+        description="the response (cri: complete remission with incomplete count recovery)")
+    marrow_blasts_percent: float | None = measure("% of marrow cells", 0, 100, "marrow blasts")
 
 
 class MrdTest(EventBase):
     """A measurable residual disease test: a result, or below detection at a stated sensitivity."""
 
+    RULES = ("result_percent, or below_detection: true with sensitivity_percent (not both)",)
+
     type: Literal["mrd_test"] = "mrd_test"
-    method: Literal["flow", "pcr", "ngs"]
-    specimen: Literal["bone_marrow", "peripheral_blood"]
-    result_percent: Percent | None = None
-    below_detection: Flag | None = None
-    sensitivity_percent: Percent | None = None
+    method: Literal["flow", "pcr", "ngs"] = Field(description="flow cytometry, PCR or next-generation sequencing")
+    specimen: Literal["bone_marrow", "peripheral_blood"] = Field(description="the sample")
+    result_percent: float | None = measure(
+        "% of nucleated cells", 0, 100, "the MRD level (0.01 % = 10⁻⁴); give it or below_detection")
+    below_detection: Flag | None = Field(None, description="true: no MRD detected (then give sensitivity_percent)")
+    sensitivity_percent: float | None = measure(
+        "% of nucleated cells", 0, 100, "the assay's sensitivity for this sample (0.01 % = 10⁻⁴)", above=True)
 
     @model_validator(mode="after")
     def _result_or_below_detection(self) -> MrdTest:

@@ -1,11 +1,12 @@
 """Validation problems in the words of the public format: field, offending value, rule.
 
-Every pydantic error becomes one Problem, located by the dotted field path of EVENTS.md (without
+Every pydantic error becomes one Problem, located by the dotted field path of docs/events.md (without
 the union tag), so an import can report every problem of a file at once as (line, field, value, rule).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from timeline.events.catalogue import EVENT_TYPES
 from timeline.events.envelope import PATTERN_RULES
 
-# Field names carry their unit (EVENTS.md); the suffix tells a bound's unit.
+# Field names carry their unit (docs/events.md); the suffix tells a bound's unit.
 _UNITS = (
     ("_e9_per_l", "×10⁹/L"),
     ("_g_per_dl", "g/dL"),
@@ -62,11 +63,36 @@ _BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
 
 @dataclass(frozen=True)
 class Problem:
-    """One broken rule: the dotted field path, the offending input, a human sentence."""
+    """One reason an input is refused: which field, what value, which rule, and where (the line or row of
+    the input, when it came from a file)."""
 
     field: str
     value: object
     rule: str
+    line: int | None = None
+
+    def at(self, line: int | None) -> Problem:
+        """The same problem, located at `line`."""
+        return Problem(self.field, self.value, self.rule, line)
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        value = json.dumps(self.value, default=str, ensure_ascii=False)
+        if len(value) > 120:
+            value = value[:117] + "..."
+        return f"{where}{self.field} = {value}: {self.rule}"
+
+
+class RejectedError(Exception):
+    """The input was refused as a whole; nothing from it was stored."""
+
+    def __init__(self, problems: list[Problem], what: str = "input"):
+        self.problems = problems
+        self.what = what
+        super().__init__(
+            f"{what}: {len(problems)} problem(s), nothing stored\n" + "\n".join(f"  {p}" for p in problems[:50])
+            + (f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else "")
+        )
 
 
 def problems_from(exc: ValidationError) -> list[Problem]:

@@ -1,47 +1,60 @@
-"""The projection runner: keeps a DuckDB file caught up with the event store.
+"""The projection runner: the only writer of the projection file, which it keeps caught up with the store.
 
-The DuckDB file holds the log as stored (`log`, read from the store as Arrow batches and parsed by
-DuckDB), `_fact_versions` (corrections and retractions in force), `events` (a view over the log through
-them: the payloads are stored once), every other projection table, and `_tracking` (the last store
-position read, the parameters and the file's layout). In each run the visible events are computed once,
-into a temporary table every rule reads, for all patients or for the touched ones. A catch-up reads only
-the rows after the tracking position into `log`, recomputes the patients they touch (every rule is per
-patient, over the patient's whole history: their earlier rows are read as context, from the store's
-patient index when they are few, else from `log`), and commits rows and position in one DuckDB
-transaction: a crash at any moment leaves the file as it was
-before the run or as it is after it, never in between. A rebuild recomputes everything from the store in
-one transaction. Changed parameters (or another layout) force a rebuild (the rows depend on them).
+The file holds the log as stored (`log`, read from the store as Arrow batches and parsed by DuckDB),
+`_fact_versions` (corrections and retractions in force), the view models as views over the log (`events`:
+the payloads are stored once), every other projection table, and `_tracking` (the last store position
+read and the parameters the rows depend on). In each run the visible events are computed once, for all
+patients or for the touched ones, and every model reads them.
+
+A catch-up reads only the rows after the tracking position into `log`, recomputes the patients they touch
+(every rule is per patient, over the patient's whole history: their earlier rows are read as context, from
+the store's patient index when they are few, else from `log`), and commits rows and position in one DuckDB
+transaction. A rebuild computes everything from the store into a new file, which then replaces the old one
+in one rename. Changed parameters (or another layout) force a rebuild.
+
+Readers never wait for a rebuild: a reader that opened the old file goes on reading it, whole, and the
+next one opens the new file. A catch-up is written in place when no reader holds the file (readers that
+arrive meanwhile wait for its commit, `views.open_materialised`); while readers hold it, the catch-up is
+made on a copy that replaces the file when done. Either way a crash at any moment leaves the file as it
+was before the run or as it is after it, never in between; writers queue on a lock file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import fcntl
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
+from ..settings import PROJECTIONS_ENV, PROJECTIONS_FILE, default_data_folder
 from ..store.eventstore import EventStore
 from ..store.facts import AMENDMENTS
-from . import pipeline
-from .visible import VERSIONS_SQL, amendments_of, create_log, fact_versions, insert_log, visible_sql
+from . import build as building
+from .loader import amendments, create_log, fold, insert_log, visible_select, write_versions
+from .parameters import Params, resolve
 
 log = logging.getLogger(__name__)
 
-PROJECTIONS_FILE = "projections.duckdb"
-PROJECTIONS_ENV = "TIMELINE_PROJECTIONS"
 READ_CHUNK = 2_000_000  # store positions per read: one DuckDB statement each, progress between them
 STORE_HISTORY_MAX_ROWS = 30_000  # a catch-up reads the touched patients' earlier rows from the store up to this
 # A catch-up whose touched patients have at most this many visible events runs its rules unoptimised. Measured
 # here (rules of a catch-up, median of two): 200 patients, 31k events: 110 ms unoptimised vs 120-145 ms;
 # 1,000 patients, 157k events: 230-245 vs 205-225 ms; 10,000 patients: 1.9-2.3 s vs 1.1 s.
 UNOPTIMISED_MAX_ROWS = 50_000
+
+# The file's layout: a file written by another layout is rebuilt, not caught up (3: models with declared
+# columns, `transplants`, `events` a view over `log`, parameters bound by name).
+LAYOUT = 3
+
+_AMENDMENT_TYPES = tuple(AMENDMENTS)
 
 
 @dataclass(frozen=True)
@@ -52,33 +65,58 @@ class RunReport:
     position: int
 
 
+@dataclass(frozen=True)
+class FileState:
+    """What a projection file says of itself: the last store position read and the parameters in force."""
+
+    position: int
+    params: Params
+
+
 def projections_path(store: EventStore) -> Path:
-    """Where the DuckDB file lives: `$TIMELINE_PROJECTIONS`, else beside the SQLite store, else
-    `./timeline-data/projections-<hash>.duckdb` for a PostgreSQL or in-memory store."""
+    """Where the projection file lives: `$TIMELINE_PROJECTIONS`, else beside the SQLite store, else
+    `projections-<hash>.duckdb` in the default data folder for a PostgreSQL or in-memory store."""
+    import hashlib
+
     env = os.environ.get(PROJECTIONS_ENV)
     if env:
         return Path(env)
     if store.data_dir is not None:
         return store.data_dir / PROJECTIONS_FILE
     digest = hashlib.sha1(store.location.encode()).hexdigest()[:10]
-    return Path("timeline-data") / f"projections-{digest}.duckdb"
+    return default_data_folder() / f"projections-{digest}.duckdb"
 
 
-# The file's layout: a file written by another layout is rebuilt, not caught up (2: `events` is a view
-# over `log`, which keeps event ids as UUIDs).
-LAYOUT = 2
-
-
-def params_fingerprint(params: Mapping[str, Any]) -> str:
+def fingerprint(params: Params) -> str:
     """What the rows depend on besides the events: the parameters, and the layout of the file."""
-    return json.dumps({"_layout": {"version": LAYOUT}} | {k: asdict(v) for k, v in sorted(params.items())},
-                      sort_keys=True, default=str)
+    return f'{{"layout": {LAYOUT}, "parameters": {params.fingerprint()}}}'
+
+
+def read_state(con: duckdb.DuckDBPyConnection) -> FileState | None:
+    """The file's tracking row, or None if it has none (or was written by another layout)."""
+    import json
+
+    try:
+        row = con.execute("SELECT position, parameters FROM _tracking WHERE id = 1").fetchone()
+    except duckdb.CatalogException:
+        return None
+    if not row:
+        return None
+    data = json.loads(row[1])
+    if not isinstance(data, dict) or data.get("layout") != LAYOUT:
+        return None
+    return FileState(int(row[0]), resolve(data["parameters"]))
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """DuckDB's error when another process holds the file (a writer, or readers against a writer)."""
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
 def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
               on_rows: Callable[[int], None] | None) -> tuple[int, int]:
-    """Append the stored rows after `after` to `log`, in chunks (progress after each); returns
-    (rows read, last position). The end is fixed first: rows appended meanwhile wait for the next run."""
+    """Append the stored rows after `after` to `log`, in chunks (progress after each); returns (rows read,
+    last position). The end is fixed first: rows appended meanwhile wait for the next run."""
     end = store.max_position()
     read = 0
     for lo in range(after, end, READ_CHUNK):
@@ -87,67 +125,120 @@ def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
         batch = max(2048, min(65_536, (hi - lo) // 8))
         with store.recorder.read_arrow(lo, hi, batch=batch) as reader:
             insert_log(con, reader)
-        read = con.execute(f"SELECT count(*) FROM log WHERE position > {int(after)}").fetchall()[0][0]
+        read = con.execute("SELECT count(*) FROM log WHERE position > ?", [after]).fetchall()[0][0]
         if on_rows:
             on_rows(read)
     return read, max(end, after)
 
 
 class Projector:
-    """One catch-up process per DuckDB file (DuckDB admits one writer)."""
+    """The writer of one projection file (DuckDB admits one writer; writers queue on a lock file)."""
 
     def __init__(self, store: EventStore, path: str | os.PathLike[str] | None = None,
-                 params: Mapping[str, Any] | None = None):
+                 params: Params | None = None):
         self.store = store
         self.path = Path(path) if path is not None else projections_path(store)
         if "?" in str(self.path):  # DuckDB reads what follows a '?' in a file name as options
             raise ValueError(f"the projections file {self.path} has a '?' in its path, which DuckDB cannot open; "
                              f"set {PROJECTIONS_ENV} to another path")
-        self.params = dict(params) if params is not None else pipeline.parameters_from({})
+        self.params = params if params is not None else resolve()
+        self._on_table: Callable[[str, int, int], None] | None = None
 
-    def _tracking(self, con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
-        con.execute("CREATE TABLE IF NOT EXISTS _tracking (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, "
-                    "parameters VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        row = con.execute("SELECT position, parameters FROM _tracking WHERE id = 1").fetchone()
-        return (int(row[0]), row[1]) if row else None
+    # -- the writer's lock and files -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"waiting for another `timeline project` writing {self.path} …", file=sys.stderr)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def stored_params(self) -> dict[str, Any] | None:
-        """The parameters the file's tables were built with, or None if it has none yet."""
-        if not self.path.exists():
-            return None
-        try:
-            con = duckdb.connect(str(self.path), read_only=True)
-        except duckdb.Error:
-            return None
-        try:
-            row = con.execute("SELECT parameters FROM _tracking WHERE id = 1").fetchone()
-        except duckdb.Error:
-            return None
-        finally:
-            con.close()
-        if not row:
-            return None
-        flat = {name: value for module, fields in json.loads(row[0]).items() if not module.startswith("_")
-                for name, value in fields.items()}
-        return pipeline.parameters_from(flat)
+    def _scratch(self) -> Path:
+        return self.path.with_name(f"{self.path.name}.building-{os.getpid()}")
 
+    def _clear_scratch(self) -> None:
+        """Files left by a writer that was killed before its rename (only writers make them)."""
+        for stale in self.path.parent.glob(f"{self.path.name}.building-*"):
+            stale.unlink(missing_ok=True)
+
+    def _publish(self, scratch: Path) -> None:
+        """The finished file replaces the published one in one rename (readers of the old go on reading it)."""
+        Path(f"{self.path}.wal").unlink(missing_ok=True)  # a crashed writer's log of the file being replaced
+        os.replace(scratch, self.path)
+
+    # -- running ---------------------------------------------------------------------------------------
     def run(self, rebuild: bool = False, on_rows: Callable[[int], None] | None = None,
             on_table: Callable[[str, int, int], None] | None = None) -> RunReport:
-        """Catch up (or rebuild) and commit atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fingerprint = params_fingerprint(self.params)
-        con = duckdb.connect(str(self.path), config={"preserve_insertion_order": False})
+        """Catch up (or rebuild), atomically."""
+        self._on_table = on_table
+        with self._writer_lock():
+            self._clear_scratch()
+            state = self._state()
+            if state is not None and state.params != self.params and not rebuild:
+                log.warning("parameters (or the file's layout) changed since the last run: rebuilding every table")
+            if rebuild or state is None or state.params != self.params:
+                return self._in_scratch(lambda con: self._rebuild(con, on_rows), copy=False)
+            con = self._connect_in_place()
+            if con is None:  # readers hold the file: catch up a copy, then swap it in
+                return self._in_scratch(lambda c: self._catch_up(c, state.position, on_rows), copy=True)
+            return self._transaction(con, lambda c: self._catch_up(c, state.position, on_rows))
+
+    def _state(self) -> FileState | None:
+        if not self.path.exists():
+            return None
+        for attempt in range(600):  # a reader cannot hold the file against us for long: its read is short
+            try:
+                con = duckdb.connect(str(self.path), read_only=True)
+                break
+            except duckdb.Error as e:
+                if not is_lock_conflict(e):
+                    raise
+                time.sleep(0.05)
+        else:
+            raise TimeoutError(f"{self.path} stayed locked by another process")
+        try:
+            return read_state(con)
+        finally:
+            con.close()
+
+    def _connect_in_place(self) -> duckdb.DuckDBPyConnection | None:
+        try:
+            return duckdb.connect(str(self.path), config={"preserve_insertion_order": False})
+        except duckdb.Error as e:
+            if is_lock_conflict(e):
+                return None
+            raise
+
+    def _in_scratch(self, work: Callable[[duckdb.DuckDBPyConnection], RunReport], copy: bool) -> RunReport:
+        scratch = self._scratch()
+        try:
+            if copy:
+                shutil.copyfile(self.path, scratch)
+                if Path(f"{self.path}.wal").exists():  # committed work of a crashed writer, not yet checkpointed
+                    shutil.copyfile(f"{self.path}.wal", f"{scratch}.wal")
+            con = duckdb.connect(str(scratch), config={"preserve_insertion_order": False})
+            report = self._transaction(con, work)
+            self._publish(scratch)
+            return report
+        finally:
+            scratch.unlink(missing_ok=True)
+            Path(f"{scratch}.wal").unlink(missing_ok=True)
+
+    def _transaction(self, con: duckdb.DuckDBPyConnection,
+                     work: Callable[[duckdb.DuckDBPyConnection], RunReport]) -> RunReport:
         try:
             con.execute("BEGIN TRANSACTION")
-            tracked = self._tracking(con)
-            if tracked is not None and tracked[1] != fingerprint and not rebuild:
-                log.warning("parameters (or the file's layout) changed since the last run: rebuilding every table")
-                rebuild = True
-            full = rebuild or tracked is None
-            self._on_table = on_table
-            report = self._rebuild(con, on_rows) if full else self._catch_up(con, tracked[0], on_rows)
+            con.execute("CREATE TABLE IF NOT EXISTS _tracking (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, "
+                        "parameters VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            report = work(con)
             con.execute("INSERT OR REPLACE INTO _tracking (id, position, parameters, updated_at) "
-                        "VALUES (1, ?, ?, now())", [report.position, fingerprint])
+                        "VALUES (1, ?, ?, now())", [report.position, fingerprint(self.params)])
             con.execute("COMMIT")
             return report
         except BaseException:
@@ -158,13 +249,11 @@ class Projector:
             con.close()
 
     def _rebuild(self, con: duckdb.DuckDBPyConnection, on_rows) -> RunReport:
-        for name in ("events", "_visible_events", "log", "visible_events"):  # visible_events: earlier layout
-            _drop(con, name)
         create_log(con)
         read, position = _load_log(con, self.store, 0, on_rows)
-        self._publish_events(con, touched=False)
-        con.execute("CREATE OR REPLACE TEMP TABLE _build_events AS SELECT * FROM events")
-        pipeline.build(con, params=self.params, on_table=self._on_table, given=BUILD_INPUTS)
+        self._fold_facts(con, touched=False)
+        building.build(con, self.params, inputs={"visible_events": "main._visible_events"},
+                       file_views={"visible_events": "main._visible_events"}, on_table=self._on_table)
         patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchone()[0]
         return RunReport("rebuild", read, patients, position)
 
@@ -173,33 +262,35 @@ class Projector:
         read, position = _load_log(con, self.store, after, on_rows)
         if read == 0:
             return RunReport("catch-up", 0, 0, after)
-        new_rows = f"main.log WHERE position > {int(after)}"  # this run's rows (a zone-map skip of the rest)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_ids AS SELECT DISTINCT patient_id FROM {new_rows}")
+        con.execute("CREATE OR REPLACE TEMP TABLE _touched_ids AS "
+                    "SELECT DISTINCT patient_id FROM main.log WHERE position > ?", [after])
         ids = [r[0] for r in con.execute("SELECT patient_id FROM _touched_ids").fetchall()]
-        # the touched patients' whole log (a view: it is read once, by the statement computing their visible
-        # events): their earlier rows from the store, or from the log (see _history_from_store)
+        # the touched patients' whole log (a view, read once, by the statement computing their visible events):
+        # their earlier rows from the store, or from the log (see _history_from_store)
         if self._history_from_store(con, after):
             create_log(con, "_history", temp=True)
             with self.store.recorder.read_arrow(0, after, batch=2048, patients=ids) as reader:
                 insert_log(con, reader, "temp.main._history")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW _touched_log AS SELECT * FROM temp.main._history "
-                        f"UNION ALL SELECT * FROM {new_rows}")
+            con.execute("CREATE OR REPLACE TEMP TABLE _new_rows AS SELECT * FROM main.log WHERE position > ?", [after])
+            con.execute("CREATE OR REPLACE TEMP VIEW _touched_log AS SELECT * FROM temp.main._history "
+                        "UNION ALL SELECT * FROM temp.main._new_rows")
         else:
             con.execute("CREATE OR REPLACE TEMP VIEW _touched_log AS SELECT * FROM main.log "
                         "WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids)")
         # the fact versions depend on the amendments only: without a new one they (and the views) stand
-        amended = con.execute(f"SELECT count(*) FROM {new_rows} AND type IN ({_AMENDMENT_TYPES})").fetchone()[0]
-        versions = self._publish_events(con, touched=True) if amended else _versions(con)
-        events = pipeline.module_sql("events", self.params, {
-            "visible_events": f"({visible_sql('temp.main._touched_log', versions, None, None)})"})
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _build_events AS {events}")  # the view's rows, for them
+        amended = con.execute("SELECT count(*) FROM main.log WHERE position > ? AND list_contains(?, type)",
+                              [after, list(_AMENDMENT_TYPES)]).fetchone()[0]
+        versions = self._fold_facts(con, touched=True) if amended else _versions(con)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_visible AS "
+                    f"{visible_select('temp.main._touched_log', versions)}")
         # On few rows DuckDB's optimiser costs more than it saves (as in replay.py); it changes plans, never
         # rows (tests: a catch-up either way equals a rebuild, which is optimised).
-        few = con.execute("SELECT count(*) FROM temp.main._build_events").fetchone()[0] <= UNOPTIMISED_MAX_ROWS
+        few = con.execute("SELECT count(*) FROM temp.main._touched_visible").fetchone()[0] <= UNOPTIMISED_MAX_ROWS
         if few:
             con.execute("PRAGMA disable_optimizer")
         try:
-            pipeline.build(con, params=self.params, patients=ids, on_table=self._on_table, given=BUILD_INPUTS)
+            building.build(con, self.params, inputs={"visible_events": "temp.main._touched_visible"},
+                           patients=ids, on_table=self._on_table)
         finally:
             if few:
                 with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the build's
@@ -209,56 +300,31 @@ class Projector:
     def _history_from_store(self, con: duckdb.DuckDBPyConnection, after: int) -> bool:
         """Whether to read the touched patients' earlier rows from the store rather than from `log`.
 
-        The store finds a patient's rows through its stream index, at a cost per row (read and parse,
-        about 1 µs); `log` is columnar, and its touched patients' rows, scattered over the whole file,
-        cost a near-constant scan of every block (some 40 ms for 1.5M events here). So the store is read
-        when the touched patients already known hold few rows, estimated from the file's mean per patient."""
+        The store finds a patient's rows through its stream index, at a cost per row (read and parse, about
+        1 µs); `log` is columnar, and its touched patients' rows, scattered over the whole file, cost a
+        near-constant scan of every block (some 40 ms for 1.5M events here). So the store is read when the
+        touched patients already known hold few rows, estimated from the file's mean per patient."""
         known, patients = con.execute(
             "SELECT count(*) FILTER (WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids)), "
             "count(*) FROM main.patients").fetchone()
         return known * after <= STORE_HISTORY_MAX_ROWS * max(patients, 1)
 
-    def _publish_events(self, con: duckdb.DuckDBPyConnection, touched: bool) -> str | None:
-        """`events` as a view over the log: `_fact_versions` (the fold of every amendment, a small table)
-        and `_visible_events` (the log seen through it). The payloads are stored once, in `log`.
-        touched: only the touched patients' facts are folded again (from `_touched_log`); an amendment
-        belongs to its target's patient, so no other patient's facts can have changed. Returns the
-        fact-versions relation to read, None if no fact is corrected or retracted."""
-        folded = fact_versions(amendments_of(con, "temp.main._touched_log" if touched else "log"), None)
+    def _fold_facts(self, con: duckdb.DuckDBPyConnection, touched: bool) -> str | None:
+        """`_fact_versions` (the fold of every amendment, a small table) and `_visible_events` (the log seen
+        through it, a view: the payloads are stored once, in `log`). touched: only the touched patients'
+        facts are folded again (from `_touched_log`); an amendment belongs to its target's patient, so no
+        other patient's facts can have changed. Returns the fact-versions relation to read, None if no fact
+        is corrected or retracted."""
+        folded = fold(amendments(con, "temp.main._touched_log" if touched else "main.log"), None)
         if touched:
             con.execute("DELETE FROM _fact_versions WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
-            con.execute(f"INSERT INTO _fact_versions {VERSIONS_SQL}", folded)
-        else:
-            con.execute(f"CREATE OR REPLACE TABLE _fact_versions AS {VERSIONS_SQL}", folded)
+        write_versions(con, "main._fact_versions", folded, append=touched)
         versions = _versions(con)
-        con.execute(f"CREATE OR REPLACE VIEW _visible_events AS {visible_sql('log', versions, None, None)}")
-        events = pipeline.module_sql("events", self.params, {"visible_events": "_visible_events"})
-        con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
+        con.execute(f"CREATE OR REPLACE VIEW main._visible_events AS {visible_select('main.log', versions)}")
         return versions
-
-
-_AMENDMENT_TYPES = ", ".join(f"'{t}'" for t in AMENDMENTS)
 
 
 def _versions(con: duckdb.DuckDBPyConnection) -> str | None:
     """The fact-versions relation the visible events read; None while no fact is corrected or retracted
     (the amendment join is then left out)."""
-    return "_fact_versions" if con.execute("SELECT count(*) FROM _fact_versions").fetchone()[0] else None
-
-
-# The rules read the visible events once computed (`_build_events`, a temporary table of this run), not the
-# `events` view, which would recompute them for each rule.
-BUILD_INPUTS = {
-    "events": "temp.main._build_events",
-    "visible_events": "(SELECT event_id, patient_id, type, occurred_on, recorded_at, payload "
-                      "FROM temp.main._build_events)",
-}
-
-
-def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Drop a table or view of the file by name, whichever it is."""
-    kind = con.execute("SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = $n AND NOT temporary "
-                       "UNION ALL SELECT 'VIEW' FROM duckdb_views() WHERE view_name = $n AND NOT temporary "
-                       "AND NOT internal", {"n": name}).fetchall()
-    for (k,) in kind:
-        con.execute(f"DROP {k} main.{pipeline.quote_ident(name)}")
+    return "main._fact_versions" if con.execute("SELECT count(*) FROM main._fact_versions").fetchone()[0] else None

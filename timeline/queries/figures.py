@@ -1,4 +1,4 @@
-"""Figures of the outcomes report (matplotlib, Agg backend, deterministic output).
+"""Figures of the outcomes report (matplotlib, deterministic output).
 
 Each function takes polars frames (read from the projections by `timeline.queries.report`) and returns a
 matplotlib `Figure`; nothing here reads the store or computes a clinical rule. `save_figure` writes PNG
@@ -23,16 +23,17 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import matplotlib
-
-matplotlib.use("Agg", force=True)
-
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 __all__ = ["swimmer_plot", "km_plot", "count_trajectories", "save_figure", "svg_markup", "inline_svg", "MARKERS"]
 
@@ -46,7 +47,18 @@ _RC = {
     "axes.spines.right": False,
     "figure.dpi": 100,
 }
-matplotlib.rcParams.update(_RC)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def styled(draw: F) -> F:
+    """Draw with the report's style, for this call only: nothing global changes (a notebook's backend and
+    rcParams stay as they were). Figures are made with `Figure()`, never through pyplot."""
+    @functools.wraps(draw)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context(_RC):
+            return draw(*args, **kwargs)
+    return run  # type: ignore[return-value]
 
 #: kind -> (marker, colour, label, lane offset): how a swimmer-plot marker looks.
 MARKERS: dict[str, tuple[str, str, str, float]] = {
@@ -131,6 +143,7 @@ def _symlog_ticks(lo: float, hi: float, linear: float) -> list[int]:
     return ticks
 
 
+@styled
 def swimmer_plot(lanes: pl.DataFrame, spans: pl.DataFrame | None = None, markers: pl.DataFrame | None = None,
                  *, title: str | None = None, linear_days: float = 100.0) -> Figure:
     """Swimmer plot, one lane per patient.
@@ -222,6 +235,7 @@ def _at_risk(table: pl.DataFrame, t: float) -> int:
     return int(later["at_risk"][0]) if later.height else 0
 
 
+@styled
 def km_plot(curves: Mapping[str, pl.DataFrame | None], *, titles: Mapping[str, str] | None = None,
             at_risk_times: Sequence[float] | None = None, xlabel: str = "days from stem-cell infusion") -> Figure:
     """One panel per curve: the Kaplan–Meier step function with its 95% band, censoring ticks and
@@ -272,6 +286,7 @@ def km_plot(curves: Mapping[str, pl.DataFrame | None], *, titles: Mapping[str, s
 
 # ----------------------------------------------------------------------------------- blood counts
 
+@styled
 def count_trajectories(counts: pl.DataFrame, engraftment: pl.DataFrame | None = None, *,
                        anc_threshold: float = 0.5, platelet_threshold: float = 20.0,
                        transfusions: pl.DataFrame | None = None, day_range: tuple[int, int] = (-7, 60),

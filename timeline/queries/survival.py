@@ -1,15 +1,13 @@
-"""Survival estimates of an endpoint, read from the projections (as of / known at, if asked).
+"""Survival estimates of an endpoint, read from one view of the projections.
 
 One place joins `endpoints` to the patient columns used for stratification; the estimators themselves
 are `KaplanMeier` and `AalenJohansen` (one small object each)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import polars as pl
 
+from ..projections.build import quote_ident
 from .cumulative_incidence import AalenJohansen
 from .kaplan_meier import KaplanMeier
 from .views import ProjectionView
@@ -25,7 +23,7 @@ def endpoint_frame(view: ProjectionView, endpoint: str, by: str | None = None) -
         patient_cols = view.sql("SELECT * FROM patients LIMIT 0").columns
         if by not in patient_cols or by == "patient_id":
             raise ValueError(f"--by {by!r} is not a column of patients; columns: {', '.join(patient_cols[1:])}")
-        cols = f', p."{by}"'
+        cols = f", p.{quote_ident(by)}"
     return view.sql(
         f"SELECT e.patient_id, e.time_days, e.status{cols} FROM endpoints e "
         f"JOIN patients p USING (patient_id) WHERE e.endpoint = ? ORDER BY e.patient_id", [endpoint])
@@ -40,10 +38,3 @@ def estimate_from(view: ProjectionView, kind: str, endpoint: str, by: str | None
     if kind == "cif":
         return AalenJohansen().fit(df, duration="time_days", status="status", by=by).table
     raise ValueError(f"unknown estimator {kind!r} (km or cif)")
-
-
-def estimate(tl: Any, kind: str, endpoint: str, by: str | None = None, as_of: Any = None,
-             known_at: Any = None, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
-    """`timeline km` / `timeline cif`: the estimate table of one endpoint."""
-    with tl.as_of(as_of, known_at, params) as view:
-        return estimate_from(view, kind, endpoint, by)

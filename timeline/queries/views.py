@@ -1,13 +1,17 @@
-"""Read-only views of the projections: the materialised DuckDB file, or an as-of replay.
+"""Read-only views of the projections: the projection file, as it is or recomputed as of a date, and an
+in-memory build from the store.
 
-Both are `ProjectionView`s: the same table names (`events`, `patients`, `bridging`, …), queried with SQL,
-results as polars DataFrames. The SQL surface refuses every statement that is not a query, and file access
-from SQL is switched off, so nothing can be written through it and the engine's DuckDB file stays intact.
+Every view is a `ProjectionView`: the same table names (`events`, `patients`, `bridging`, …) queried with
+SQL, results as polars DataFrames. The file is only ever opened read-only, so any number of readers work
+at once and none can write it: the SQL surface refuses every statement that is not a query, and file access
+from SQL is switched off. A recomputed view builds its tables as temporary tables of the read-only
+connection (they shadow the file's), by the same models and the same loader as the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,14 +19,22 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ..projections import pipeline
-from ..projections.visible import build_visible
+from ..projections.build import build
+from ..projections.loader import load_visible
+from ..projections.parameters import Params
+from ..projections.runner import FileState, is_lock_conflict, read_state
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+#: how long a reader waits for a writer's catch-up to commit before giving up
+LOCK_WAIT_SECONDS = 120.0
 
 
 class ReadOnlyError(PermissionError):
     """A statement that would write was refused."""
+
+
+class NoProjectionsError(FileNotFoundError):
+    """There is no projection file yet."""
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -36,19 +48,24 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
                                 f"(only SELECT / WITH … SELECT / EXPLAIN queries run)")
 
 
-def _lock_down(con: duckdb.DuckDBPyConnection) -> None:
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """No file access from SQL, and no setting can be changed back."""
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
 
 class ProjectionView:
-    """Tables of the projections, read-only. `sql()` returns polars; `relation()` a DuckDB relation."""
+    """Tables of the projections, read-only. `sql()` returns polars; `relation()` a DuckDB relation.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, description: str,
-                 on_close: Callable[[], None] | None = None):
+    `description` says what the view holds (which file, as of when); `notes` what a reader should know
+    (e.g. that the file is behind the store)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, description: str, notes: Sequence[str] = (),
+                 state: FileState | None = None):
         self._con = con
         self.description = description
-        self._on_close = on_close
+        self.notes = list(notes)
+        self.state = state
 
     def relation(self, query: str) -> duckdb.DuckDBPyRelation:
         check_read_only(self._con, query)
@@ -62,20 +79,16 @@ class ProjectionView:
     def table(self, name: str) -> pl.DataFrame:
         if name not in self.tables():
             raise KeyError(f"no table {name!r}; tables: {', '.join(self.tables())}")
-        return self._con.sql(f'SELECT * FROM "{name}"').pl()
+        return self._con.table(name).pl()
 
     def tables(self) -> list[str]:
-        """The projection tables (in the materialised file `events` is a view over the log)."""
+        """The projection tables (temporary ones shadow the file's of the same name)."""
         return [r[0] for r in self._con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
-            "AND table_schema = 'main' AND NOT starts_with(table_name, '_') ORDER BY 1").fetchall()]
+            "SELECT DISTINCT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND NOT starts_with(table_name, '_') AND table_name <> 'log' ORDER BY 1").fetchall()]
 
     def close(self) -> None:
-        if self._on_close is not None:
-            self._on_close()
-            self._on_close = None
-        else:
-            self._con.close()
+        self._con.close()
 
     def __enter__(self) -> ProjectionView:
         return self
@@ -84,36 +97,50 @@ class ProjectionView:
         self.close()
 
 
-def open_materialised(path: Path) -> ProjectionView:
-    """The caught-up tables of the DuckDB file, opened read-only (no write can reach the file)."""
+def connect_read_only(path: Path, wait: float = LOCK_WAIT_SECONDS,
+                      on_wait: Callable[[], None] | None = None) -> duckdb.DuckDBPyConnection:
+    """The projection file opened read-only; while a writer's catch-up holds it, wait for its commit."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no projections yet; run `timeline project` first")
-    con = duckdb.connect(str(path), read_only=True)
-    _lock_down(con)
-    return ProjectionView(con, f"projections in {path}")
+        raise NoProjectionsError(f"{path}: no projections yet; run `timeline project` (or use --fresh)")
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as e:
+            if not is_lock_conflict(e) or time.monotonic() > deadline:
+                raise
+            if not told and on_wait is not None:
+                on_wait()
+                told = True
+            time.sleep(0.05)
 
 
-def open_as_of(path: Path, as_of: date | None, known_at: datetime | None,
-               params: Mapping[str, Any] | None = None) -> ProjectionView:
-    """Every table recomputed, by the same rules, from the events visible at (as_of, known_at).
+def open_file(path: Path, as_of: date | None = None, known_at: datetime | None = None,
+              params: Params | None = None, on_wait: Callable[[], None] | None = None) -> ProjectionView:
+    """The tables of the projection file: as they are, or, for a past date, a past knowledge time or other
+    parameters than the file's, every table recomputed by the same models from the file's log. The file is
+    read, never written: recomputed tables are temporary tables of the read-only connection."""
+    con = connect_read_only(path, on_wait=on_wait)
+    try:
+        state = read_state(con)
+        if state is None:
+            raise NoProjectionsError(f"{path} holds no projections of this version; run `timeline project`")
+        what = [f"as of {as_of}" if as_of else "", f"known at {known_at}" if known_at else "",
+                "with other parameters" if params is not None and params != state.params else ""]
+        if any(what):
+            load_visible(con, log="main.log", as_of=as_of, known_at=known_at)
+            build(con, params if params is not None else state.params, temp=True)
+        lock_down(con)
+    except BaseException:
+        con.close()
+        raise
+    recomputed = ", ".join(w for w in what if w)
+    return ProjectionView(con, f"projections in {path}" + (f", recomputed {recomputed}" if recomputed else ""),
+                          state=state)
 
-    The stored log is read from the materialised file (read-only); the view lives in memory.
-    """
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no projections yet; run `timeline project` first")
-    con = duckdb.connect()
-    con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
-    build_visible(con, log="src.log", as_of=as_of, known_at=known_at)
-    con.execute("DETACH src")
-    pipeline.build(con, params=params)
-    _lock_down(con)
-    what = ", ".join(x for x in (f"as of {as_of}" if as_of else "", f"known at {known_at}" if known_at else "") if x)
-    return ProjectionView(con, f"projections {what}")
 
-
-def view_of(replayed, description: str) -> ProjectionView:
-    """Wrap a replay (`timeline.projections.replay.Replay`) as a read-only view; closing the view
-    releases the replay."""
-    if not replayed.locked:
-        _lock_down(replayed.con)
-    return ProjectionView(replayed.con, description, on_close=replayed.close)
+def view_of(con: duckdb.DuckDBPyConnection, description: str, notes: Sequence[str] = ()) -> ProjectionView:
+    """An in-memory connection holding built tables (a replay, a fresh build), as a read-only view."""
+    lock_down(con)
+    return ProjectionView(con, description, notes)

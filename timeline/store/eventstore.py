@@ -16,13 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
-from ..events.catalogue import content_id_bytes as content_digest
-from ..events.envelope import EARLIEST_TIMEZONE
+from ..clock import us_to_datetime
+from ..events.problems import Problem, RejectedError
+from ..settings import SQLITE_FILE, store_location
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
 from .recorders import (
     AppendTransaction,
@@ -35,32 +36,12 @@ from .recorders import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORE = "./timeline-data"
-STORE_ENV = "TIMELINE_STORE"
-SQLITE_FILE = "events.sqlite"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# No place on Earth is more than 14 hours ahead of UTC: a clinical date later than the UTC+14 date of the
-# recording moment has not happened anywhere yet (the vocabulary checks dates against the same bound).
-FURTHEST_TIMEZONE = EARLIEST_TIMEZONE.utcoffset(None)
 BATCH = 10_000
 MAX_RETRIES = 5
 
 
-def latest_clinical_date(now: datetime) -> date:
-    """The latest `occurred_on` that is not in the future of a recording made at `now` (UTC)."""
-    return (now.astimezone(UTC) + FURTHEST_TIMEZONE).date()
-
-
 def utc_now_us() -> int:
     return time.time_ns() // 1000
-
-
-def us_to_datetime(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
-
-
-def format_us(us: int) -> str:
-    return us_to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_recorded_at(text: str) -> datetime:
@@ -87,33 +68,8 @@ class Prepared(NamedTuple):
         return uuid.UUID(bytes=self.event_id)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One reason an input is refused: where (line), what (field, value) and which rule."""
-
-    line: int | None
-    field: str
-    value: Any
-    rule: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line is not None else ""
-        value = json.dumps(self.value, default=str)
-        if len(value) > 120:
-            value = value[:117] + "..."
-        return f"{where}{self.field} = {value}: {self.rule}"
-
-
-class RejectedError(Exception):
-    """The input was refused as a whole; nothing from it was stored."""
-
-    def __init__(self, problems: list[Problem], what: str = "input"):
-        self.problems = problems
-        self.what = what
-        super().__init__(
-            f"{what}: {len(problems)} problem(s), nothing stored\n" + "\n".join(f"  {p}" for p in problems[:50])
-            + (f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else "")
-        )
+class NoStoreError(FileNotFoundError):
+    """A data folder named for reading holds no event store."""
 
 
 @dataclass
@@ -135,17 +91,6 @@ def record_from_row(row: StoredRow) -> LogRecord:
         recorded_at=recorded_at,
         data=data,
     )
-
-
-def split_state(state: bytes) -> tuple[bytes, bytes]:
-    """(event_id as 16 bytes, content digest) of a stored state, by slicing (no JSON parsing).
-
-    A state is `canonical content` + `,"event_id":"…"` + `,"recorded_at":"…"}` (see `_Appender._rows`), so
-    the content, hence its digest, is recovered exactly as it was computed at ingest.
-    """
-    cut = state.rindex(b',"event_id":"')
-    eid = uuid.UUID(state[cut + 13:cut + 49].decode()).bytes
-    return eid, content_digest(state[:cut] + b"}")
 
 
 class _Appender:
@@ -174,45 +119,45 @@ class _Appender:
 
     def append(self, batch: list[Prepared]) -> None:
         """Check and insert one batch. After a problem, batches are still inserted (the transaction will
-        be rolled back) so that later lines are checked against everything before them."""
+        be rolled back) so that later lines are checked against everything before them.
+
+        Prepared events may come as plain tuples in Prepared's field order (from a parse worker: they cross
+        the process boundary faster); they are unpacked by name, never indexed."""
         rep = self.report
         self.seen = {}
-        pids = list(dict.fromkeys(p[0] for p in batch))
+        pids = list(dict.fromkeys(pid for pid, *_ in batch))
         versions = self.tx.next_versions(pids)
         stored = self.tx.stream_ids([pid for pid in pids if versions[pid] > 1])  # eid -> (pid, version, digest)
-        explicit = [p[1] for p in batch if p[1] != p[2]]
+        explicit = [eid for _pid, eid, digest, *_ in batch if eid != digest]
         if explicit:
             stored.update(self.tx.explicit_ids(explicit))
         fresh: list = []
         for p in batch:
-            eid = p[1]
+            pid, eid, digest, _kind, _on, body, target, line = p
             prior = self.seen.get(eid)
             if prior is None and eid not in stored:
                 self.seen[eid] = p
                 fresh.append(p)
                 continue
-            p = p if isinstance(p, Prepared) else Prepared._make(p)
+            shown = str(uuid.UUID(bytes=eid))
             if prior is not None:
-                if prior[2] == p.digest:
+                _pid, _eid, prior_digest, _k, _o, prior_body, _t, prior_line = prior
+                if prior_digest == digest:
                     rep.present += 1
                 else:
                     rep.problems.append(Problem(
-                        p.line, "event_id", str(p.event_uuid),
-                        f"already used in this input (line {prior[7]}) for other content: "
-                        f"{prior[5].decode()} vs {p.body.decode()}",
-                    ))
+                        "event_id", shown, f"already used in this input (line {prior_line}) for other content: "
+                        f"{prior_body.decode()} vs {body.decode()}", line))
                 continue
-            owner, version, digest = stored[eid]
-            if digest == p.digest and owner == p.patient_id:
+            owner, version, stored_digest = stored[eid]
+            if stored_digest == digest and owner == pid:
                 rep.present += 1
                 continue
             existing = self.tx.stream(owner)[version - 1].state.decode()
             rep.problems.append(Problem(
-                p.line, "event_id", str(p.event_uuid),
-                f"already recorded (patient {owner}) with other content: stored {existing} "
-                f"vs new {p.body.decode()}",
-            ))
-        if any(p[6] is not None for p in fresh):
+                "event_id", shown, f"already recorded (patient {owner}) with other content: stored {existing} "
+                f"vs new {body.decode()}", line))
+        if any(target is not None for *_, target, _line in fresh):
             self._check_amendments(fresh)
         if not fresh:
             return
@@ -223,7 +168,7 @@ class _Appender:
     def _rows(self, fresh: list) -> tuple[list[tuple], list[tuple], int]:
         """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and the index rows
         of explicitly given ids."""
-        versions = self.tx.next_versions(list(dict.fromkeys(p[0] for p in fresh)))
+        versions = self.tx.next_versions(list(dict.fromkeys(pid for pid, *_ in fresh)))
         base = max(self.now_us(), self.tx.last_us + 1)
         rows, explicit = [], []
         second, prefix = -1, b""
@@ -254,18 +199,18 @@ class _Appender:
                 field_name = "corrects" if p.type == "event_corrected" else "retracts"
                 target_id = str(uuid.UUID(bytes=p.target))
                 in_batch = self.seen.get(p.target)
-                owner = in_batch[0] if in_batch is not None else None
+                owner = Prepared._make(in_batch).patient_id if in_batch is not None else None
                 if owner is None and target_id not in ledger.by_id:
                     owner = self.tx.owner_of(target_id)  # rare: only to name the other patient
                 if owner is not None and owner != p.patient_id:
                     self.report.problems.append(Problem(
-                        p.line, field_name, target_id,
-                        f"event belongs to another patient ({owner}), not to {p.patient_id}",
+                        field_name, target_id, f"event belongs to another patient ({owner}), not to {p.patient_id}",
+                        p.line,
                     ))
                     continue
                 why = ledger.problem(rec)
                 if why is not None:
-                    self.report.problems.append(Problem(p.line, field_name, target_id, why))
+                    self.report.problems.append(Problem(field_name, target_id, why, p.line))
                     continue
             ledger.add(rec)
 
@@ -282,14 +227,15 @@ class EventStore:
 
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, location: str | os.PathLike[str] | None = None) -> EventStore:
-        """Open (creating if needed) the store named by one setting.
+    def open(cls, location: str | os.PathLike[str] | None = None, create: bool = True) -> EventStore:
+        """Open the store named by one setting, creating it if needed (unless `create` is false: then a
+        data folder that holds no store is a `NoStoreError`).
 
         `None` → `$TIMELINE_STORE` or `./timeline-data`; a folder path → an SQLite event store inside it;
         `postgresql://user:pw@host:port/db[?schema=name]` → the library's PostgreSQL module (tables in
         that schema, created if needed); `memory` → in-memory SQLite.
         """
-        loc = str(location) if location is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
+        loc = store_location(location)
         if loc == "memory":
             name = f"file:timeline-{uuid.uuid4().hex}?mode=memory&cache=shared"
             return cls(sqlite_recorder(name), loc, None)
@@ -308,6 +254,9 @@ class EventStore:
         folder = Path(loc)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"store location {loc!r} is a file; give a data folder (or postgresql://…, memory)")
+        if not create and not (folder / SQLITE_FILE).is_file():
+            raise NoStoreError(f"{folder} holds no event store (no {SQLITE_FILE}); check --store, or ingest into "
+                               "it first: `timeline ingest` creates a new store")
         folder.mkdir(parents=True, exist_ok=True)
         return cls(sqlite_recorder(str(folder / SQLITE_FILE)), loc, folder)
 
@@ -386,6 +335,10 @@ class EventStore:
 
     def max_position(self) -> int:
         return self.recorder.max_position()
+
+    def count_after(self, position: int) -> int:
+        """How many stored events come after `position` (what a reader of older projections has not seen)."""
+        return self.recorder.count_after(position)
 
     def ledger(self, patient_id: str | None = None, known_at: datetime | None = None) -> Ledger:
         """The folded facts of one patient (or of everyone), as known at `known_at`."""

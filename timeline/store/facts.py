@@ -1,4 +1,4 @@
-"""Facts: folding corrections and retractions into what is visible (EVENTS.md, "Corrections").
+"""Facts: folding corrections and retractions into what is visible (docs/events.md, "Corrections").
 
 An original event states a fact. An `event_corrected` replaces the fact's content (type, date, fields);
 a correction of a correction replaces the latest version. An `event_retracted` of an original withdraws

@@ -25,9 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import uuid
+
 from eventsourcing.persistence import IntegrityError as LibraryIntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from ..events.catalogue import content_id_bytes as content_digest
 
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
@@ -56,6 +60,17 @@ class StoredRow:
     version: int
     type: str
     state: bytes
+
+
+def split_state(state: bytes) -> tuple[bytes, bytes]:
+    """(event_id as 16 bytes, content digest) of a stored state, by slicing (no JSON parsing).
+
+    A state is `canonical content` + `,"event_id":"…"` + `,"recorded_at":"…"}` (see `_Appender._rows`), so
+    the content, hence its digest, is recovered exactly as it was computed at ingest.
+    """
+    cut = state.rindex(b',"event_id":"')
+    eid = uuid.UUID(state[cut + 13:cut + 49].decode()).bytes
+    return eid, content_digest(state[:cut] + b"}")
 
 
 class Cursor(Protocol):
@@ -156,8 +171,6 @@ class AppendTransaction:
 
     def stream_ids(self, patient_ids: Sequence[str]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) of every event of these streams."""
-        from .eventstore import split_state
-
         found: dict[bytes, tuple[str, int, bytes]] = {}
         rows = self._select_in(f"SELECT originator_id, originator_version, state FROM {self.table}",
                                "originator_id", patient_ids)
@@ -338,6 +351,14 @@ class TimelineRecorderMixin:
 
     def max_position(self) -> int:
         return self.max_notification_id() or 0  # type: ignore[attr-defined]
+
+    def count_after(self, position: int) -> int:
+        """The number of stored events after `position`."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            cur.execute(self.dialect.sql(f"SELECT count(*) FROM {self.names.events} WHERE {self.dialect.position} > ?"),
+                        [position])
+            return int(cur.fetchall()[0][0])
 
 
 class _SQLiteBulkReader:

@@ -21,7 +21,8 @@ from pydantic.fields import FieldInfo
 
 from timeline.events import EVENT_TYPES, magic_overall_grade
 from timeline.events.corrections import REPLACEABLE_EVENTS
-from timeline.events.envelope import EventBase, latest_clinical_date
+from timeline.clock import latest_clinical_date
+from timeline.events.envelope import EventBase
 
 __all__ = ["valid_event_json", "invalid_event_json", "LATEST_DATE", "EARLIEST_DATE"]
 
@@ -121,32 +122,32 @@ def _one_of_fields(options: dict[str, st.SearchStrategy[Any]], min_size: int, ma
     )
 
 
-def _percent() -> st.SearchStrategy[float]:
-    return st.floats(0, 100, allow_nan=False)
+def _of(type_name: str, field: str) -> st.SearchStrategy[Any]:
+    """The generic strategy of one field, read from its model (type, bounds, plausible range)."""
+    return _value(*_field(EVENT_TYPES[type_name].model_fields[field]), field)
 
 
 def _mrd() -> st.SearchStrategy[dict[str, Any]]:
     measured = st.fixed_dictionaries(
-        {"result_percent": _percent()},
-        optional={"below_detection": st.just(False), "sensitivity_percent": _percent()},
+        {"result_percent": _of("mrd_test", "result_percent")},
+        optional={"below_detection": st.just(False), "sensitivity_percent": _of("mrd_test", "sensitivity_percent")},
     )
-    below = st.fixed_dictionaries({"below_detection": st.just(True), "sensitivity_percent": _percent()})
+    below = st.fixed_dictionaries({"below_detection": st.just(True),
+                                   "sensitivity_percent": _of("mrd_test", "sensitivity_percent")})
     return st.one_of(measured, below)
 
 
 def _blinatumomab_dose() -> st.SearchStrategy[dict[str, Any]]:
-    dose = st.floats(0, 100, exclude_min=True, allow_nan=False)
-    return _one_of_fields({"dose_ug_per_m2_day": dose, "dose_ug_per_day": dose}, 1, 1)
+    return _one_of_fields({k: _of("blinatumomab_started", k) for k in ("dose_ug_per_m2_day", "dose_ug_per_day")}, 1, 1)
 
 
 def _blood_count() -> st.SearchStrategy[dict[str, Any]]:
-    value = st.floats(0, 500, allow_nan=False)
-    return _one_of_fields({k: value for k in ("anc_e9_per_l", "platelets_e9_per_l", "wbc_e9_per_l",
-                                              "hb_g_per_dl")}, 1, 4)
+    return _one_of_fields({k: _of("blood_count", k) for k in ("anc_e9_per_l", "platelets_e9_per_l", "wbc_e9_per_l",
+                                                               "hb_g_per_dl")}, 1, 4)
 
 
 def _viral_load() -> st.SearchStrategy[dict[str, Any]]:
-    measured = st.fixed_dictionaries({"iu_per_ml": st.floats(0, 1e8, allow_nan=False)},
+    measured = st.fixed_dictionaries({"iu_per_ml": _of("viral_load", "iu_per_ml")},
                                      optional={"below_detection": st.just(False)})
     return st.one_of(measured, st.just({"below_detection": True}))
 

@@ -1,7 +1,7 @@
 """Hypothesis strategies for clinically coherent patient histories (public API).
 
 For users who property-test rules (engraftment, bridging, GVHD, endpoints) against the public event
-format (``EVENTS.md``)::
+format (``docs/events.md``)::
 
     from hypothesis import given
     from timeline.testing.histories import patient_history, cohort_histories

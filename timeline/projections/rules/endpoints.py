@@ -1,7 +1,4 @@
-"""`endpoints` projection: one row per patient and time-to-event endpoint.
-
-Rules (ENDPOINTS.md "Time-to-event endpoints"; clinical-definitions §15–17: CIBMTR/Kanate 2019 registry
-definitions, Holtan 2015 GRFS, CDISC ADaM TTE):
+"""Time-to-event endpoints: one row per patient and endpoint.
 
 - Origin (`endpoint_origin`): 'hsct' = day 0 (patients.hsct_on); 'diagnosis' = first `diagnosis`;
   'relapse' = first `relapse`; 'blinatumomab' = first `blinatumomab_started`. Only patients with an
@@ -22,23 +19,20 @@ definitions, Holtan 2015 GRFS, CDISC ADaM TTE):
 | agvhd_2_4, agvhd_3_4, cgvhd | complications rows of that name | death without it |
 | cmv_reactivation, ebv_reactivation | first episode onset | death without it |
 
-(*) dated at the cGVHD diagnosis (clinical-definitions §15 default) when a chronic
+(*) dated at the cGVHD diagnosis (the usual GRFS reading) when a chronic
 `gvhd_treatment_started` exists, at that treatment if it comes first or without a diagnosis.
 
 Hence os time >= lfs time, the lfs event is the first of the relapse and nrm events at the same time,
 and relapse and nrm are never both events.
-
-Columns: patient_id, endpoint, origin_on, end_on, time_days (INTEGER), status (INTEGER), event_desc.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from timeline.projections.pipeline import check_choice
-
-TABLE = "endpoints"
-DEPENDS_ON: tuple[str, ...] = ("patients", "engraftment", "complications")
+from ..model import Column, Model
+from ..parameters import check_choice, parameter
+from ..references import cite
 
 ORIGINS = ("hsct", "diagnosis", "relapse", "blinatumomab")
 ENDPOINTS = ("os", "lfs", "efs", "grfs", "relapse", "nrm", "neutrophil_engraftment", "platelet_engraftment",
@@ -47,24 +41,17 @@ ENDPOINTS = ("os", "lfs", "efs", "grfs", "relapse", "nrm", "neutrophil_engraftme
 
 @dataclass(frozen=True)
 class Parameters:
-    endpoint_origin: str = field(
-        default="hsct",
-        metadata={"doc": "Time origin of every endpoint: 'hsct' (day 0), 'diagnosis' (first diagnosis), "
-                         "'relapse' (first relapse) or 'blinatumomab' (first blinatumomab_started).",
-                  "source": "ENDPOINTS.md 'Time-to-event endpoints'; clinical-definitions §15 (origin, STARTDT)"},
-    )
+    endpoint_origin: str = parameter(
+        "hsct", "Time origin of every endpoint: 'hsct' (day 0), 'diagnosis' (first diagnosis), 'relapse' (first "
+        "relapse) or 'blinatumomab' (first blinatumomab_started).", "", cite("KANATE-2019"))
 
     def __post_init__(self) -> None:
         check_choice("endpoint_origin", self.endpoint_origin, ORIGINS)
 
 
-_FIRST = "SELECT patient_id, min(occurred_on) AS origin_on FROM visible_events WHERE type = '{}' GROUP BY patient_id"
-_ORIGIN_SQL = {
-    "hsct": "SELECT patient_id, hsct_on AS origin_on FROM patients WHERE hsct_on IS NOT NULL",
-    "diagnosis": _FIRST.format("diagnosis"),
-    "relapse": _FIRST.format("relapse"),
-    "blinatumomab": _FIRST.format("blinatumomab_started"),
-}
+def after(expr: str) -> str:
+    """An event date that counts: after the origin and not after the death (or the last contact)."""
+    return f"CASE WHEN {expr} > o.origin_on AND {expr} <= coalesce(pa.death_on, pa.last_contact_on) THEN {expr} END"
 
 
 _NOT_APPLICABLE = ("CASE WHEN {lineage}_status = 'not_applicable' "
@@ -84,18 +71,33 @@ def _single(name: str, event_col: str, event_desc: str,
     FROM facts"""
 
 
-def query(p: Parameters) -> str:
-    check_choice("endpoint_origin", p.endpoint_origin, ORIGINS)
-
-    def after(expr: str) -> str:
-        # an event counts if after the origin and not after the death (or last contact)
-        return f"CASE WHEN {expr} > o.origin_on AND {expr} <= coalesce(pa.death_on, pa.last_contact_on) THEN {expr} END"
-
-    return f"""
-WITH origin AS ({_ORIGIN_SQL[p.endpoint_origin]}),
+ENDPOINTS_MODEL = Model(
+    name="endpoints",
+    grain="patient × endpoint",
+    key=("patient_id", "endpoint"),
+    columns=(
+        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        Column("endpoint", "VARCHAR", "the endpoint", not_null=True, values=ENDPOINTS),
+        Column("origin_on", "DATE", "time origin (endpoint_origin)", not_null=True),
+        Column("end_on", "DATE", "date of the event, competing event or censoring", not_null=True),
+        Column("time_days", "INTEGER", "end_on - origin_on", not_null=True),
+        Column("status", "INTEGER", "0 censored, 1 event, 2 competing event", not_null=True),
+        Column("event_desc", "VARCHAR", "what ended the time, in words", not_null=True),
+    ),
+    sql=f"""
+WITH origin AS (   -- the origin named by $endpoint_origin
+    SELECT patient_id, origin_on FROM (
+        SELECT patient_id, hsct_on AS origin_on, 'hsct' AS origin FROM ref('patients') WHERE hsct_on IS NOT NULL
+        UNION ALL
+        SELECT patient_id, min(occurred_on), CASE type WHEN 'blinatumomab_started' THEN 'blinatumomab' ELSE type END
+        FROM ref('events') WHERE type IN ('diagnosis', 'relapse', 'blinatumomab_started')
+        GROUP BY patient_id, type
+    )
+    WHERE origin = $endpoint_origin
+),
 relapses AS (
     SELECT v.patient_id, min(v.occurred_on) AS relapse_on
-    FROM visible_events v JOIN origin o USING (patient_id)
+    FROM ref('events') v JOIN origin o USING (patient_id)
     WHERE v.type = 'relapse' AND v.occurred_on > o.origin_on
     GROUP BY v.patient_id
 ),
@@ -107,7 +109,7 @@ comp AS (
            min(c.onset_on) FILTER (WHERE c.complication = 'cgvhd_systemic') AS cgvhd_systemic_on,
            min(c.onset_on) FILTER (WHERE c.complication = 'cmv_reactivation') AS cmv_on,
            min(c.onset_on) FILTER (WHERE c.complication = 'ebv_reactivation') AS ebv_on
-    FROM complications c JOIN origin o USING (patient_id)
+    FROM ref('complications') c JOIN origin o USING (patient_id)
     WHERE c.onset_on > o.origin_on
     GROUP BY c.patient_id
 ),
@@ -127,12 +129,12 @@ facts AS (
            {after("c.cmv_on")} AS cmv_on,
            {after("c.ebv_on")} AS ebv_on
     FROM origin o
-    JOIN patients pa USING (patient_id)
+    JOIN ref('patients') pa USING (patient_id)
     LEFT JOIN relapses r USING (patient_id)
-    LEFT JOIN engraftment e USING (patient_id)
+    LEFT JOIN ref('engraftment') e USING (patient_id)
     LEFT JOIN comp c USING (patient_id)
     WHERE o.origin_on IS NOT NULL AND pa.last_contact_on IS NOT NULL
-      AND o.patient_id IN (SELECT patient_id FROM visible_events)
+      AND o.patient_id IN (SELECT patient_id FROM ref('events'))
 ),
 composite AS (   -- first of several events; on a tie the first listed names it (relapse before death)
     SELECT patient_id, name, arg_min(what, (on_, priority)) AS what, min(on_) AS on_
@@ -186,4 +188,7 @@ rows_ AS (
 SELECT patient_id, endpoint, origin_on, end_on, CAST(end_on - origin_on AS INTEGER) AS time_days,
        CAST(status AS INTEGER) AS status, event_desc
 FROM rows_
-"""
+""",
+)
+
+MODELS = (ENDPOINTS_MODEL,)

@@ -1,95 +1,69 @@
-"""`engraftment` projection: neutrophil and platelet engraftment and graft failure, one row per transplant.
-
-Rules (ENDPOINTS.md "Engraftment"; clinical-definitions §1–3, CIBMTR FIM "Initial ANC / platelet
-recovery", harmonized EBMT-ASTCT-CIBMTR-APBMT 2024):
+"""Engraftment: neutrophil and platelet engraftment and graft failure, one row per transplanted patient.
 
 - One value per lineage per day (the lowest). Only values after day 0 count, and only after the
   post-transplant nadir: the run starts after the first value below the threshold.
-- Neutrophil: first of `anc_run_length` consecutive values (on different days) each >= threshold; a value
-  below the threshold in between resets the run. Counts after day 0 that never fall below the threshold:
-  `neutrophil_status` = 'not_applicable' (CIBMTR "never neutropenic").
-- Platelet: the same, over *eligible* values only: value date - date of the last platelet `transfusion` on
-  or before it >= `platelet_transfusion_free_days` (CIBMTR worked example: transfused day 0, day 7
-  eligible). Ineligible values are skipped (they neither count nor reset); a platelet transfusion dated
-  after one eligible value of a run and up to the next resets the run. The nadir is found on all values
-  (CIBMTR example: the day-4 low is itself ineligible). `platelet_50_*` is the same rule at
+- Neutrophil: the first of `anc_run_length` consecutive values (on different days) each at or above the
+  threshold; a value below it in between resets the run. Counts after day 0 that never fall below the
+  threshold: `neutrophil_status` = 'not_applicable' (CIBMTR "never neutropenic").
+- Platelet: the same, over eligible values only: value date - date of the last platelet `transfusion` on or
+  before it ≥ `platelet_transfusion_free_days` (CIBMTR worked example: transfused day 0, day 7 eligible).
+  Ineligible values are skipped (they neither count nor reset); a platelet transfusion dated after one
+  eligible value of a run and up to the next resets the run. The nadir is found on all values (the CIBMTR
+  example's day-4 low is itself ineligible). `platelet_50_*` is the same rule at
   `platelet_second_threshold_e9_per_l`.
 - A recorded `engraftment` event counts only when the patient has no count of that lineage after day 0
-  (basis 'recorded'); otherwise basis is 'counts' (also while not yet engrafted).
+  (basis 'recorded'); otherwise the basis is 'counts' (also while not yet engrafted).
 - Graft failure: 'primary' if derived (neutrophil data exist, no neutrophil engraftment by day
   `primary_graft_failure_day` (`..._cord` for cord blood), last contact on or after that day) or a
-  `graft_failure` event of kind primary not after neutrophil engraftment; else 'secondary' for a
-  `graft_failure` event after neutrophil engraftment or diagnosed as secondary.
+  `graft_failure` of kind primary not after neutrophil engraftment; else 'secondary' for a `graft_failure`
+  after neutrophil engraftment or diagnosed as secondary.
 
-Gaps-and-islands, in one window pass over the day values and the platelet transfusions: each value gets
-the last transfusion on or before it (a transfusion sorts before a value of its day) and a running count
-of low values, which numbers the islands. A run is an island's eligible values since the same last
+Gaps and islands, in one window pass over the day values and the platelet transfusions: each value gets
+the last transfusion on or before it (a transfusion sorts before a value of its day) and a running count of
+low values, which numbers the islands. A run is an island's eligible values since the same last
 transfusion; an island with enough values at or above the threshold engrafts on its first such value.
 (Counting every low value, eligible or not, splits the same runs as counting the eligible ones only: after
 a given transfusion the ineligible values all come before the eligible ones.) Values dated after a run is
 complete never change it, so an engraftment day does not move when later counts arrive.
-
-Columns: patient_id, hsct_on, neutrophil_on, neutrophil_day, neutrophil_basis, neutrophil_status,
-platelet_on, platelet_day, platelet_basis, platelet_status, platelet_50_on, platelet_50_day,
-graft_failure, graft_failure_on, graft_failure_day, graft_failure_basis ('derived'/'recorded').
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from timeline.projections.pipeline import check_int, check_number, num
+from ..model import Column, Model
+from ..parameters import check_int, check_number, parameter
+from ..references import cite
 
-TABLE = "engraftment"
-DEPENDS_ON: tuple[str, ...] = ("patients",)
-
-_CIBMTR_ANC = "CIBMTR FIM 'Initial ANC recovery'; ASTCT 2021; clinical-definitions §1"
-_CIBMTR_PLT = "CIBMTR FIM 'Initial platelet recovery' and Form 2100; clinical-definitions §2"
-_GF = "harmonized EBMT/ASTCT/CIBMTR/APBMT 2024 (Sureda, BMT 2024;59:832); clinical-definitions §3"
+_ANC = cite("CIBMTR-FIM", "SUREDA-2024")
+_PLT = cite("CIBMTR-FIM", "SUREDA-2024")
+_GF = cite("SUREDA-2024", "KHARFAN-DABAJA-2021")
 
 
 @dataclass(frozen=True)
 class Parameters:
-    anc_threshold_e9_per_l: float = field(
-        default=0.5,
-        metadata={"doc": "ANC (x10^9/L) a value must reach (>=) to count towards neutrophil engraftment.",
-                  "source": _CIBMTR_ANC + " (EBMT Handbook variant: > 0.5)"},
-    )
-    anc_run_length: int = field(
-        default=3,
-        metadata={"doc": "Number of consecutive ANC values on different days at or above the threshold.",
-                  "source": _CIBMTR_ANC + " (Spitzer variant: 2)"},
-    )
-    platelet_threshold_e9_per_l: float = field(
-        default=20.0,
-        metadata={"doc": "Platelets (x10^9/L) for platelet engraftment (columns platelet_on/platelet_day).",
-                  "source": _CIBMTR_PLT},
-    )
-    platelet_second_threshold_e9_per_l: float = field(
-        default=50.0,
-        metadata={"doc": "Platelets (x10^9/L) for the second milestone (columns platelet_50_on/_day).",
-                  "source": _CIBMTR_PLT + " (Form 2100 collects >= 20 and >= 50)"},
-    )
-    platelet_run_length: int = field(
-        default=3,
-        metadata={"doc": "Number of consecutive eligible platelet values on different days at or above the threshold.",
-                  "source": _CIBMTR_PLT},
-    )
-    platelet_transfusion_free_days: int = field(
-        default=7,
-        metadata={"doc": "A platelet value is eligible only if value date - last platelet transfusion date >= this.",
-                  "source": _CIBMTR_PLT + " (worked example: transfused day 0, day 7 eligible)"},
-    )
-    primary_graft_failure_day: int = field(
-        default=30,
-        metadata={"doc": "Primary graft failure if no neutrophil engraftment by this day (bone marrow, peripheral blood).",
-                  "source": _GF + " (EBMT Handbook variant: 28)"},
-    )
-    primary_graft_failure_day_cord: int = field(
-        default=42,
-        metadata={"doc": "Primary graft failure if no neutrophil engraftment by this day (cord blood).",
-                  "source": _GF},
-    )
+    anc_threshold_e9_per_l: float = parameter(
+        0.5, "ANC a value must reach (≥) to count towards neutrophil engraftment.", "×10⁹/L",
+        _ANC + " (EBMT Handbook variant: > 0.5 " + cite("EBMT-HANDBOOK-2019") + ")")
+    anc_run_length: int = parameter(
+        3, "Number of consecutive ANC values on different days at or above the threshold.", "values",
+        _ANC + " (Spitzer's engraftment-syndrome variant: 2)")
+    platelet_threshold_e9_per_l: float = parameter(
+        20.0, "Platelets for platelet engraftment (columns platelet_on, platelet_day).", "×10⁹/L", _PLT)
+    platelet_second_threshold_e9_per_l: float = parameter(
+        50.0, "Platelets for the second milestone (columns platelet_50_on, platelet_50_day).", "×10⁹/L",
+        _PLT + " (Form 2100 collects ≥ 20 and ≥ 50)")
+    platelet_run_length: int = parameter(
+        3, "Number of consecutive eligible platelet values on different days at or above the threshold.",
+        "values", _PLT)
+    platelet_transfusion_free_days: int = parameter(
+        7, "A platelet value is eligible only if value date - last platelet transfusion date ≥ this.", "days",
+        _PLT + " (worked example: transfused day 0, day 7 eligible)")
+    primary_graft_failure_day: int = parameter(
+        30, "Primary graft failure if no neutrophil engraftment by this day (bone marrow, peripheral blood).",
+        "day", _GF + " (EBMT Handbook variant: 28 " + cite("EBMT-HANDBOOK-2019") + ")")
+    primary_graft_failure_day_cord: int = parameter(
+        42, "Primary graft failure if no neutrophil engraftment by this day (cord blood).", "day", _GF)
 
     def __post_init__(self) -> None:
         for name in ("anc_threshold_e9_per_l", "platelet_threshold_e9_per_l", "platelet_second_threshold_e9_per_l"):
@@ -100,74 +74,92 @@ class Parameters:
             check_int(name, getattr(self, name), low=0)
 
 
-def _run_start_sql(value: str, ok: str, low: str, island: str, last_tf: str, threshold: float,
-                   run_length: int) -> str:
-    """First day (`run_on`) of the first run of `run_length` values >= `threshold` after the nadir, per
-    patient, from `days` (one row per patient-day, running counts computed in one window pass, see
-    query()): `value` is the day's value; `ok` says it may count; `low` is the number of low values
+def _run_start_sql(value: str, ok: str, low: str, island: str, last_tf: str, threshold: str,
+                   run_length: str) -> str:
+    """First day (`run_on`) of the first run of `run_length` values at or above `threshold` (parameter
+    names) after the nadir, per patient, from `days` (one row per patient-day, running counts computed in
+    one window pass): `value` is the day's value; `ok` says it may count; `low` is the number of low values
     before the day (> 0: the day is after the nadir); `island` numbers the runs (the running count of low
-    values up to the day); `last_tf` is the last platelet transfusion on or before the day (a new one starts a new
-    run; NULL for neutrophils)."""
-    t = num(threshold)
+    values up to the day); `last_tf` is the last platelet transfusion on or before the day (a new one
+    starts a new run; NULL for neutrophils)."""
     return f"""
     SELECT patient_id, min(run_on) AS run_on
     FROM (
-        SELECT patient_id, min(on_) FILTER (WHERE v >= {t}) AS run_on, count(*) FILTER (WHERE v >= {t}) AS n_high
+        SELECT patient_id, min(on_) FILTER (WHERE v >= {threshold}) AS run_on,
+               count(*) FILTER (WHERE v >= {threshold}) AS n_high
         FROM (SELECT patient_id, on_, {ok} AS ok, {low} AS low, {island} AS island, {last_tf} AS last_tf,
                      {value} AS v FROM days)
         WHERE ok AND low > 0
         GROUP BY patient_id, island, last_tf
     )
-    WHERE n_high >= {int(run_length)}
+    WHERE n_high >= {run_length}
     GROUP BY patient_id"""
 
 
-def query(p: Parameters) -> str:
-    anc_thr = num(p.anc_threshold_e9_per_l)
-    plt_thr = num(p.platelet_threshold_e9_per_l)
-    plt50_thr = num(p.platelet_second_threshold_e9_per_l)
-    free = int(p.platelet_transfusion_free_days)
-    return f"""
+LINEAGE_STATUSES = ("engrafted", "not_applicable", "not_yet")
+BASES = ("counts", "recorded")
+
+ENGRAFTMENT = Model(
+    name="engraftment",
+    grain="transplanted patient",
+    key=("patient_id",),
+    columns=(
+        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        Column("hsct_on", "DATE", "day 0", not_null=True),
+        Column("neutrophil_on", "DATE", "neutrophil engraftment date"),
+        Column("neutrophil_day", "INTEGER", "neutrophil engraftment day"),
+        Column("neutrophil_basis", "VARCHAR", "counts, or recorded (no ANC after day 0)", values=BASES),
+        Column("neutrophil_status", "VARCHAR", "engrafted, not_applicable (never below the threshold) or not_yet",
+               not_null=True, values=LINEAGE_STATUSES),
+        Column("platelet_on", "DATE", "platelet engraftment date"),
+        Column("platelet_day", "INTEGER", "platelet engraftment day"),
+        Column("platelet_basis", "VARCHAR", "counts, or recorded (no platelet count after day 0)", values=BASES),
+        Column("platelet_status", "VARCHAR", "engrafted, not_applicable or not_yet", not_null=True,
+               values=LINEAGE_STATUSES),
+        Column("platelet_50_on", "DATE", "date of the second platelet milestone"),
+        Column("platelet_50_day", "INTEGER", "day of the second platelet milestone"),
+        Column("graft_failure", "VARCHAR", "primary or secondary", values=("primary", "secondary")),
+        Column("graft_failure_on", "DATE", "graft failure date"),
+        Column("graft_failure_day", "INTEGER", "graft failure day"),
+        Column("graft_failure_basis", "VARCHAR", "derived (no engraftment by the cut-off day) or recorded",
+               values=("derived", "recorded")),
+    ),
+    sql=f"""
 WITH tx AS (
     SELECT patient_id, hsct_on, last_contact_on, death_on,
            CASE WHEN coalesce(source = 'cord_blood' OR donor = 'cord_blood', false)
-                THEN {int(p.primary_graft_failure_day_cord)} ELSE {int(p.primary_graft_failure_day)} END AS gf_day
-    FROM patients
-    WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM visible_events)
+                THEN $primary_graft_failure_day_cord ELSE $primary_graft_failure_day END AS gf_day
+    FROM ref('patients')
+    WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM ref('events'))
 ),
 ev AS (   -- recorded engraftment and graft failure after day 0
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, tx.hsct_on
-    FROM visible_events v JOIN tx USING (patient_id)
+    FROM ref('events') v JOIN tx USING (patient_id)
     WHERE v.occurred_on > tx.hsct_on AND v.type IN ('engraftment', 'graft_failure')
 ),
-counts AS (   -- one value per lineage per day after day 0: the lowest
-    SELECT c.patient_id, c.occurred_on AS on_, min(TRY_CAST(x[1] AS DOUBLE)) AS anc,
-           min(TRY_CAST(x[2] AS DOUBLE)) AS plt
-    FROM (SELECT patient_id, occurred_on, json_extract_string(payload, ['anc_e9_per_l', 'platelets_e9_per_l']) AS x
-          FROM visible_events WHERE type = 'blood_count') c
-    JOIN tx USING (patient_id)
+counts AS (   -- one value per lineage per day after day 0: the lowest (blood_counts)
+    SELECT c.patient_id, c.occurred_on AS on_, c.anc_e9_per_l AS anc, c.platelets_e9_per_l AS plt
+    FROM ref('blood_counts') c JOIN tx USING (patient_id)
     WHERE c.occurred_on > tx.hsct_on
-    GROUP BY c.patient_id, c.occurred_on
 ),
 plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values)
-    SELECT DISTINCT patient_id, occurred_on AS tf_on FROM visible_events
-    WHERE type = 'transfusion' AND payload->>'product' = 'platelets'
-      AND patient_id IN (SELECT patient_id FROM tx)
+    SELECT patient_id, occurred_on AS tf_on FROM ref('blood_counts')
+    WHERE platelets_transfused AND patient_id IN (SELECT patient_id FROM tx)
 ),
 days AS (   -- each day: the last platelet transfusion on or before it (a transfusion sorts before a count
             -- of its day), its platelet eligibility (transfusion-free window), and running counts of low
             -- values: before the day (> 0: after the nadir), and up to it (they number the runs). All in
             -- one window pass over the counts and the transfusions.
     SELECT patient_id, on_, anc, plt, last_tf,
-           plt IS NOT NULL AND (last_tf IS NULL OR on_ - last_tf >= {free}) AS plt_ok,
-           anc_lows - coalesce(CAST(anc < {anc_thr} AS INTEGER), 0) AS anc_low, anc_lows AS anc_island,
-           plt_lows - coalesce(CAST(plt < {plt_thr} AS INTEGER), 0) AS plt_low, plt_lows AS plt_island,
-           plt50_lows - coalesce(CAST(plt < {plt50_thr} AS INTEGER), 0) AS plt50_low, plt50_lows AS plt50_island
+           plt IS NOT NULL AND (last_tf IS NULL OR on_ - last_tf >= $platelet_transfusion_free_days) AS plt_ok,
+           anc_lows - coalesce(CAST(anc < $anc_threshold_e9_per_l AS INTEGER), 0) AS anc_low, anc_lows AS anc_island,
+           plt_lows - coalesce(CAST(plt < $platelet_threshold_e9_per_l AS INTEGER), 0) AS plt_low, plt_lows AS plt_island,
+           plt50_lows - coalesce(CAST(plt < $platelet_second_threshold_e9_per_l AS INTEGER), 0) AS plt50_low, plt50_lows AS plt50_island
     FROM (
         SELECT *,
-               count(*) FILTER (WHERE anc < {anc_thr}) OVER upto AS anc_lows,
-               count(*) FILTER (WHERE plt < {plt_thr}) OVER upto AS plt_lows,
-               count(*) FILTER (WHERE plt < {plt50_thr}) OVER upto AS plt50_lows,
+               count(*) FILTER (WHERE anc < $anc_threshold_e9_per_l) OVER upto AS anc_lows,
+               count(*) FILTER (WHERE plt < $platelet_threshold_e9_per_l) OVER upto AS plt_lows,
+               count(*) FILTER (WHERE plt < $platelet_second_threshold_e9_per_l) OVER upto AS plt50_lows,
                max(tf_on) OVER upto AS last_tf
         FROM (SELECT patient_id, on_, anc, plt, CAST(NULL AS DATE) AS tf_on FROM counts
               UNION ALL
@@ -177,15 +169,15 @@ days AS (   -- each day: the last platelet transfusion on or before it (a transf
     WHERE tf_on IS NULL
 ),
 anc_eng AS ({_run_start_sql("anc", "anc IS NOT NULL", "anc_low", "anc_island", "NULL",
-                            p.anc_threshold_e9_per_l, p.anc_run_length)}),
+                            "$anc_threshold_e9_per_l", "$anc_run_length")}),
 plt_eng AS ({_run_start_sql("plt", "plt_ok", "plt_low", "plt_island", "last_tf",
-                            p.platelet_threshold_e9_per_l, p.platelet_run_length)}),
+                            "$platelet_threshold_e9_per_l", "$platelet_run_length")}),
 plt50_eng AS ({_run_start_sql("plt", "plt_ok", "plt50_low", "plt50_island", "last_tf",
-                              p.platelet_second_threshold_e9_per_l, p.platelet_run_length)}),
+                              "$platelet_second_threshold_e9_per_l", "$platelet_run_length")}),
 lineage_info AS (
     SELECT patient_id,
-           count(anc) > 0 AS has_anc, coalesce(bool_or(anc < {anc_thr}), false) AS anc_low,
-           count(plt) > 0 AS has_plt, coalesce(bool_or(plt < {plt_thr}), false) AS plt_low
+           count(anc) > 0 AS has_anc, coalesce(bool_or(anc < $anc_threshold_e9_per_l), false) AS anc_low,
+           count(plt) > 0 AS has_plt, coalesce(bool_or(plt < $platelet_threshold_e9_per_l), false) AS plt_low
     FROM days GROUP BY patient_id
 ),
 recorded AS (
@@ -266,4 +258,7 @@ SELECT l.patient_id, l.hsct_on,
        CAST(gf.graft_failure_on - l.hsct_on AS INTEGER) AS graft_failure_day,
        gf.graft_failure_basis
 FROM lineages l JOIN gf USING (patient_id)
-"""
+""",
+)
+
+MODELS = (ENGRAFTMENT,)

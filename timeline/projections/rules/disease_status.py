@@ -1,53 +1,57 @@
-"""`disease_status` projection: intervals of one disease status per patient.
+"""Disease status: intervals of one status per patient: `active_disease`, `remission_mrd_positive`,
+`remission_mrd_negative`.
 
-Statuses: `active_disease`, `remission_mrd_positive`, `remission_mrd_negative` (ENDPOINTS.md §Disease
-status; clinical-definitions §9, §11). Status points:
+Status points:
 - `diagnosis`, `relapse`, `disease_assessment` refractory/progression -> active_disease;
-- `disease_assessment` complete_remission/cri -> remission: MRD-negative if the latest MRD test since
-  the last active-disease point (on the same day: processed before it) is negative, else MRD-positive;
+- `disease_assessment` complete_remission/cri -> remission: MRD-negative if the latest MRD test since the
+  last active-disease point (on the same day: processed before it) is negative, else MRD-positive;
   `partial_response` sets no status;
-- `mrd_test`: level >= `active_disease_mrd_at_least_percent` -> active_disease; negative by the MRD rule
-  (mrd.py) -> remission_mrd_negative; otherwise remission_mrd_positive (a positive test after
+- `mrd_test`: level at or above `active_disease_mrd_at_least_percent` -> active_disease; negative by the
+  MRD rule (`mrd`) -> remission_mrd_negative; otherwise remission_mrd_positive (a positive test after
   negativity is MRD recurrence, not relapse: no relapse is derived from it).
-Several points the same day are processed in this order, the last deciding the day's status:
-assessments, then MRD tests (peripheral blood before bone marrow, so marrow decides), then
-diagnosis/relapse (they outrank everything); within a rank the more severe result last, then by
-recorded_at, event_id. Points after the death date are ignored.
-Consecutive days with the same status form one interval; `to_on` = `from_on` of the next interval,
-the death date (patients.death_on) for the last interval of a dead patient, else NULL (ongoing).
-
-Columns: patient_id, interval_number, status, from_on, to_on.
+Several points on one day are processed in this order, the last deciding the day's status: assessments,
+then MRD tests (peripheral blood before bone marrow, so the marrow decides), then diagnosis/relapse (they
+outrank everything); within a rank the more severe result last, then by recorded_at, event_id. Points
+after the death date are ignored. Consecutive days with the same status form one interval; `to_on` =
+`from_on` of the next interval, the death date for the last interval of a dead patient, else NULL.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from timeline.projections import mrd
-from timeline.projections.pipeline import check_number, num
-
-TABLE = "disease_status"
-DEPENDS_ON: tuple[str, ...] = ("events", "patients")
+from ..model import Column, Model
+from ..parameters import check_number, parameter
+from ..references import cite
+from . import mrd
 
 
 @dataclass(frozen=True)
 class Parameters(mrd.Parameters):
-    active_disease_mrd_at_least_percent: float = field(
-        default=5.0,
-        metadata={
-            "doc": "An MRD test at or above this level (percent) is active disease (morphological threshold).",
-            "source": "ENDPOINTS.md §Disease status; clinical-definitions §9 (CIBMTR CR <5% marrow blasts)",
-        },
-    )
+    active_disease_mrd_at_least_percent: float = parameter(
+        5.0, "An MRD test at or above this level is active disease (the morphological threshold).",
+        "% of nucleated cells", cite("CIBMTR-FIM", "VAN-DONGEN-2015") + " (CR: < 5 % marrow blasts)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_number("active_disease_mrd_at_least_percent", self.active_disease_mrd_at_least_percent, 0, 100)
 
 
-def query(p: Parameters) -> str:
-    level = mrd.result_percent_sql()
-    return f"""
+STATUSES = ("active_disease", "remission_mrd_positive", "remission_mrd_negative")
+LEVEL = mrd.result_percent()
+
+DISEASE_STATUS = Model(
+    name="disease_status",
+    grain="status interval",
+    key=("patient_id", "interval_number"),
+    columns=(
+        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        Column("interval_number", "INTEGER", "1, 2, … in date order", not_null=True),
+        Column("status", "VARCHAR", "the disease status of the interval", not_null=True, values=STATUSES),
+        Column("from_on", "DATE", "first day of the interval", not_null=True),
+        Column("to_on", "DATE", "first day of the next interval, or the death date; NULL = ongoing"),
+    ),
+    sql=f"""
 WITH pts AS (
     SELECT e.patient_id, e.occurred_on, e.recorded_at, e.event_id,
            CASE
@@ -56,15 +60,15 @@ WITH pts AS (
                    THEN 'active'
                WHEN e.type = 'disease_assessment' AND e.payload->>'response' IN ('complete_remission', 'cri')
                    THEN 'remission'
-               WHEN e.type = 'mrd_test' AND coalesce({level} >= {num(p.active_disease_mrd_at_least_percent)}, false)
+               WHEN e.type = 'mrd_test' AND coalesce({LEVEL} >= $active_disease_mrd_at_least_percent, false)
                    THEN 'active'
-               WHEN e.type = 'mrd_test' AND {mrd.negative_sql(p, 'e.payload')} THEN 'mrd_negative'
+               WHEN e.type = 'mrd_test' AND {mrd.negative('e.payload')} THEN 'mrd_negative'
                WHEN e.type = 'mrd_test' THEN 'mrd_positive'
            END AS kind,
            CASE e.type WHEN 'disease_assessment' THEN 1 WHEN 'mrd_test' THEN 2 ELSE 3 END AS day_rank,
            CASE WHEN e.type = 'mrd_test' AND e.payload->>'specimen' = 'bone_marrow' THEN 1 ELSE 0 END AS specimen_rank
-    FROM events e
-    LEFT JOIN patients pt USING (patient_id)
+    FROM ref('events') e
+    LEFT JOIN ref('patients') pt USING (patient_id)
     WHERE e.type IN ('diagnosis', 'relapse', 'disease_assessment', 'mrd_test')
       AND (pt.death_on IS NULL OR e.occurred_on <= pt.death_on)
 ),
@@ -113,5 +117,8 @@ intervals AS (
 )
 SELECT i.patient_id, i.interval_number, i.status, i.from_on,
        coalesce(lead(i.from_on) OVER (PARTITION BY i.patient_id ORDER BY i.from_on), pt.death_on) AS to_on
-FROM intervals i LEFT JOIN patients pt USING (patient_id)
-"""
+FROM intervals i LEFT JOIN ref('patients') pt USING (patient_id)
+""",
+)
+
+MODELS = (DISEASE_STATUS,)

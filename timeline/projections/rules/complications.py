@@ -1,71 +1,53 @@
-"""`complications` projection: one row per complication episode.
+"""Complications: one row per complication episode.
 
-Rules (ENDPOINTS.md "Complications"; clinical-definitions §5–8, §13–14):
-
-- `engraftment_syndrome`, `infection` (detail: category, organism, site), `toxicity` (detail: kind and
-  grade; `grade`), `graft_failure` (detail: kind): one row per event. A primary graft failure derived by
-  the `engraftment` projection (basis 'derived') adds a `graft_failure` row on the cut-off day.
-- Acute GVHD (grade from the payload: the vocabulary derives it from MAGIC stages, MAGIC/Harris 2016):
-  `agvhd` = first diagnosis of grade >= 1, `grade` = maximum grade reached; `agvhd_2_4` / `agvhd_3_4` =
-  first date a diagnosis of grade >= 2 / >= 3 is recorded.
-- `sr_agvhd` (Schoemans 2018, REACH-type windows): an acute `gvhd_response` with `steroid_refractory`
-  true; or, with an acute `gvhd_treatment_started` at steroid >= `sr_agvhd_steroid_mg_per_kg_day` on or
-  before it, an acute response `progression` >= `sr_agvhd_progression_days` or `no_response` >=
-  `sr_agvhd_no_response_days` after that start (response date - start date; the earliest qualifying
-  start). Onset = the first response establishing it; detail names the criterion that fired.
-- `cgvhd` = first chronic diagnosis (detail: maximum and initial NIH severity); `cgvhd_systemic` = first
-  chronic `gvhd_treatment_started` (onset = that treatment date).
-- Viral reactivation `<virus>_reactivation` (Ljungman CID 2017/2024, ECIL-6): a `viral_reactivation`
-  event, or a `viral_load` of that virus >= `viral_reactivation_iu_per_ml` at day >= 1 (below-detection
-  loads count as 0). A positive starts a new episode only if the loads below threshold since the
-  previous positive span >= `viral_episode_gap_days` (last below-threshold load - first one); episodes
-  are numbered in `episode` and in the detail.
-
-Columns: patient_id, complication, onset_on, day (onset_on - day 0, NULL without transplant), detail,
-grade (INTEGER, nullable), episode (INTEGER: 1, 2, ... per patient and complication).
+- `engraftment_syndrome`, `infection` (detail: category, organism, site), `toxicity` (detail: kind and grade;
+  `grade`), `graft_failure` (detail: kind): one row per event. A primary graft failure derived by the
+  `engraftment` rule (basis 'derived') adds a `graft_failure` row on the cut-off day.
+- Acute GVHD (grade from the payload: the vocabulary derives it from MAGIC stages): `agvhd` = the first
+  diagnosis of grade ≥ 1, `grade` = the maximum grade reached; `agvhd_2_4` / `agvhd_3_4` = the first date a
+  diagnosis of grade ≥ 2 / ≥ 3 is recorded.
+- `sr_agvhd` (steroid-refractory, REACH-type windows): an acute `gvhd_response` with `steroid_refractory`
+  true; or, with an acute `gvhd_treatment_started` at steroid ≥ `sr_agvhd_steroid_mg_per_kg_day` on or before
+  it, an acute response `progression` ≥ `sr_agvhd_progression_days` or `no_response` ≥
+  `sr_agvhd_no_response_days` after that start (response date - start date; the earliest qualifying start).
+  Onset = the first response establishing it; the detail names the criterion that fired.
+- `cgvhd` = the first chronic diagnosis (detail: maximum and initial NIH severity); `cgvhd_systemic` = the
+  first chronic `gvhd_treatment_started` (onset = that treatment date).
+- Viral reactivation `<virus>_reactivation`: a `viral_reactivation` event, or a `viral_load` of that virus ≥
+  `viral_reactivation_iu_per_ml` at day ≥ 1 (below-detection loads count as 0). A positive starts a new
+  episode only if the loads below threshold since the previous positive span ≥ `viral_episode_gap_days`
+  (last below-threshold load - first one); episodes are numbered in `episode` and in the detail.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from timeline.projections.pipeline import check_int, check_number, num
+from ..model import Column, Model
+from ..parameters import check_int, check_number, parameter
+from ..references import cite
 
-TABLE = "complications"
-DEPENDS_ON: tuple[str, ...] = ("patients", "engraftment")
-
-_SR = "EBMT-NIH-CIBMTR Task Force (Schoemans, BMT 2018;53:1401); REACH-type trial windows; clinical-definitions §7"
-_VIRUS = "Ljungman et al. CID 2017;64:87 and 2024 update; ECIL-6/7; clinical-definitions §13–14"
+_SR = cite("SCHOEMANS-2018")
+_VIRUS = cite("LJUNGMAN-2017", "ECIL-6")
 
 
 @dataclass(frozen=True)
 class Parameters:
-    sr_agvhd_steroid_mg_per_kg_day: float = field(
-        default=2.0,
-        metadata={"doc": "Minimum prednisone-equivalent steroid dose (mg/kg/day) of the acute GVHD treatment "
-                         "from which refractoriness windows are counted.",
-                  "source": _SR},
-    )
-    sr_agvhd_progression_days: int = field(
-        default=3,
-        metadata={"doc": "Acute GVHD progression this many days or more after steroid start = steroid-refractory.",
-                  "source": _SR + " (task force: 3-5 days)"},
-    )
-    sr_agvhd_no_response_days: int = field(
-        default=7,
-        metadata={"doc": "Acute GVHD no response this many days or more after steroid start = steroid-refractory.",
-                  "source": _SR + " (task force: 5-7 days; some trials 14)"},
-    )
-    viral_reactivation_iu_per_ml: float = field(
-        default=1000.0,
-        metadata={"doc": "Viral load (IU/mL, WHO standard) at or above which a load at day >= 1 is a reactivation.",
-                  "source": _VIRUS + " (no universal threshold; commonly 1,000-10,000 IU/mL)"},
-    )
-    viral_episode_gap_days: int = field(
-        default=28,
-        metadata={"doc": "Span (days) of loads below threshold needed between two positives for a new episode.",
-                  "source": _VIRUS + " (>= 4 weeks without detection; variant: 2 negatives ~1 week apart)"},
-    )
+    sr_agvhd_steroid_mg_per_kg_day: float = parameter(
+        2.0, "Minimum steroid dose of the acute GVHD treatment from which the refractoriness windows are "
+        "counted.", "mg/kg/day prednisone equivalent", _SR)
+    sr_agvhd_progression_days: int = parameter(
+        3, "Acute GVHD progression this many days or more after the steroid start is steroid-refractory.",
+        "days", _SR + " (task force: 3–5 days)")
+    sr_agvhd_no_response_days: int = parameter(
+        7, "Acute GVHD without response this many days or more after the steroid start is "
+        "steroid-refractory.", "days", _SR + " (task force: 5–7 days; some trials 14)")
+    viral_reactivation_iu_per_ml: float = parameter(
+        1000.0, "Viral load at or above which a load from day 1 on is a reactivation.",
+        "IU/mL (WHO international units)", _VIRUS + " (no universal threshold; commonly 1,000–10,000)")
+    viral_episode_gap_days: int = parameter(
+        28, "Span of loads below threshold needed between two positives for a new episode.", "days",
+        _VIRUS + " (≥ 4 weeks without detection; variant: 2 negatives about a week apart)")
 
     def __post_init__(self) -> None:
         check_number("sr_agvhd_steroid_mg_per_kg_day", self.sr_agvhd_steroid_mg_per_kg_day, low=0)
@@ -87,18 +69,29 @@ def _agvhd_reached_sql(min_grade: int) -> str:
     )"""
 
 
-def query(p: Parameters) -> str:
-    steroid = num(p.sr_agvhd_steroid_mg_per_kg_day)
-    steroid_text = f"{p.sr_agvhd_steroid_mg_per_kg_day:g}"
-    viral_thr = num(p.viral_reactivation_iu_per_ml)
-    return f"""
+
+COMPLICATIONS = Model(
+    name="complications",
+    grain="complication episode",
+    key=("patient_id", "complication", "episode"),
+    columns=(
+        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        Column("complication", "VARCHAR", "engraftment_syndrome, infection, toxicity, graft_failure, agvhd, "
+               "agvhd_2_4, agvhd_3_4, sr_agvhd, cgvhd, cgvhd_systemic or <virus>_reactivation", not_null=True),
+        Column("onset_on", "DATE", "onset date", not_null=True),
+        Column("day", "INTEGER", "post-transplant day of the onset (NULL without a transplant)"),
+        Column("detail", "VARCHAR", "what the row rests on, in words"),
+        Column("grade", "INTEGER", "grade (acute GVHD, toxicity)"),
+        Column("episode", "INTEGER", "1, 2, … per patient and complication, by onset", not_null=True),
+    ),
+    sql=f"""
 WITH pt AS (
-    SELECT patient_id, hsct_on FROM patients WHERE patient_id IN (SELECT patient_id FROM visible_events)
+    SELECT patient_id, hsct_on FROM ref('patients') WHERE patient_id IN (SELECT patient_id FROM ref('events'))
 ),
 ev AS (
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, pt.hsct_on
-    FROM visible_events v LEFT JOIN pt USING (patient_id)
-    WHERE v.type IN ('engraftment_syndrome', 'infection', 'toxicity', 'graft_failure', 'gvhd_diagnosed',
+    FROM ref('events') v LEFT JOIN pt USING (patient_id)
+    WHERE v.type IN ('engraftment_syndrome', 'toxicity', 'graft_failure', 'gvhd_diagnosed',
                      'gvhd_treatment_started', 'gvhd_response', 'viral_reactivation', 'viral_load')
 ),
 per_event AS (
@@ -106,11 +99,9 @@ per_event AS (
            CAST(NULL AS VARCHAR) AS detail, CAST(NULL AS INTEGER) AS grade
     FROM ev WHERE type = 'engraftment_syndrome'
     UNION ALL
-    SELECT patient_id, 'infection', occurred_on,
-           (payload->>'category') || coalesce(': ' || (payload->>'organism'), '')
-               || coalesce(' (site ' || (payload->>'site') || ')', ''),
-           NULL
-    FROM ev WHERE type = 'infection'
+    SELECT patient_id, 'infection', onset_on,
+           category || coalesce(': ' || organism, '') || coalesce(' (site ' || site || ')', ''), NULL
+    FROM ref('infections') WHERE patient_id IN (SELECT patient_id FROM pt)
     UNION ALL
     SELECT patient_id, 'toxicity', occurred_on,
            (payload->>'kind') || ' grade ' || (payload->>'grade'), TRY_CAST(payload->>'grade' AS INTEGER)
@@ -121,7 +112,7 @@ per_event AS (
     UNION ALL
     SELECT patient_id, 'graft_failure', graft_failure_on,
            'primary (derived: no neutrophil engraftment by day +' || graft_failure_day || ')', NULL
-    FROM engraftment
+    FROM ref('engraftment')
     WHERE graft_failure_basis = 'derived' AND patient_id IN (SELECT patient_id FROM pt)
 ),
 agvhd_dx AS (
@@ -141,7 +132,7 @@ steroid_start AS (   -- earliest acute GVHD treatment at the qualifying steroid 
     SELECT patient_id, min(occurred_on) AS start_on
     FROM ev
     WHERE type = 'gvhd_treatment_started' AND payload->>'kind' = 'acute'
-      AND TRY_CAST(payload->>'steroid_mg_per_kg_day' AS DOUBLE) >= {steroid}
+      AND TRY_CAST(payload->>'steroid_mg_per_kg_day' AS DOUBLE) >= $sr_agvhd_steroid_mg_per_kg_day
     GROUP BY patient_id
 ),
 acute_resp AS (
@@ -157,12 +148,12 @@ sr_criteria AS (
     FROM acute_resp WHERE judged_sr
     UNION ALL
     SELECT patient_id, occurred_on, 2,
-           'progression: ' || days_on_steroid || ' days after steroid >= {steroid_text} mg/kg/day started ' || start_on
-    FROM acute_resp WHERE response = 'progression' AND days_on_steroid >= {int(p.sr_agvhd_progression_days)}
+           'progression: ' || days_on_steroid || ' days after steroid >= ' || format('{{:g}}', $sr_agvhd_steroid_mg_per_kg_day) || ' mg/kg/day started ' || start_on
+    FROM acute_resp WHERE response = 'progression' AND days_on_steroid >= $sr_agvhd_progression_days
     UNION ALL
     SELECT patient_id, occurred_on, 3,
-           'no_response: ' || days_on_steroid || ' days after steroid >= {steroid_text} mg/kg/day started ' || start_on
-    FROM acute_resp WHERE response = 'no_response' AND days_on_steroid >= {int(p.sr_agvhd_no_response_days)}
+           'no_response: ' || days_on_steroid || ' days after steroid >= ' || format('{{:g}}', $sr_agvhd_steroid_mg_per_kg_day) || ' mg/kg/day started ' || start_on
+    FROM acute_resp WHERE response = 'no_response' AND days_on_steroid >= $sr_agvhd_no_response_days
 ),
 sr_agvhd AS (   -- the first criterion met (by date, then the order above)
     SELECT patient_id, 'sr_agvhd' AS complication, min(occurred_on) AS onset_on,
@@ -196,7 +187,7 @@ viral_points AS (   -- per day and virus: positive if a diagnosed reactivation o
                true AS diagnosed, CAST(NULL AS DOUBLE) AS iu
         FROM ev WHERE type = 'viral_reactivation'
         UNION ALL
-        SELECT patient_id, virus, on_, iu >= {viral_thr}, false, iu
+        SELECT patient_id, virus, on_, iu >= $viral_reactivation_iu_per_ml, false, iu
         FROM (
             SELECT patient_id, payload->>'virus' AS virus, occurred_on AS on_,
                    CASE WHEN coalesce(TRY_CAST(payload->>'below_detection' AS BOOLEAN), false) THEN 0.0
@@ -219,7 +210,7 @@ viral_gaps AS (
 ),
 viral_pos AS (
     SELECT s.patient_id, s.virus, s.on_, s.diagnosed, s.max_iu,
-           count(*) FILTER (WHERE s.seg = 1 OR coalesce(g.negative_span >= {int(p.viral_episode_gap_days)}, false))
+           count(*) FILTER (WHERE s.seg = 1 OR coalesce(g.negative_span >= $viral_episode_gap_days, false))
                OVER (PARTITION BY s.patient_id, s.virus ORDER BY s.on_ ROWS UNBOUNDED PRECEDING) AS episode
     FROM viral_seg s
     LEFT JOIN viral_gaps g ON g.patient_id = s.patient_id AND g.virus = s.virus AND g.seg = s.seg - 1
@@ -245,4 +236,7 @@ SELECT a.patient_id, a.complication, a.onset_on, CAST(a.onset_on - pt.hsct_on AS
        CAST(row_number() OVER (PARTITION BY a.patient_id, a.complication ORDER BY a.onset_on, a.detail)
             AS INTEGER) AS episode
 FROM all_rows a LEFT JOIN pt USING (patient_id)
-"""
+""",
+)
+
+MODELS = (COMPLICATIONS,)

@@ -1,0 +1,151 @@
+"""Commands on the projections: `project` (the only writer of the projection file), and the readers
+`sql`, `params`, `km`, `cif`, `report`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .errors import DONE, clinical_date, moment, name_value
+
+if TYPE_CHECKING:
+    import polars as pl
+
+FORMATS = ("table", "csv", "json")
+
+
+def _params(args: argparse.Namespace) -> dict[str, str] | None:
+    given = dict(args.param or [])
+    return given or None
+
+
+def _reader(p: argparse.ArgumentParser, store_arg, formats: bool = True) -> None:
+    store_arg(p)
+    p.add_argument("--as-of", metavar="DATE", type=clinical_date,
+                   help="clinical date: only events occurred on or before it")
+    p.add_argument("--known-at", metavar="TIMESTAMP", type=moment,
+                   help="as the data stood at this moment (ISO 8601, UTC if no zone)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", type=name_value,
+                   help="override a rule parameter (see `timeline params`); repeatable")
+    p.add_argument("--fresh", action="store_true",
+                   help="build every table in memory from the store instead of reading the projection file")
+    if formats:
+        p.add_argument("--format", choices=FORMATS, default="table")
+
+
+def print_frame(df: pl.DataFrame, fmt: str) -> None:
+    import polars as pl
+
+    if fmt == "csv":
+        sys.stdout.write(df.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1, ensure_ascii=False) + "\n")
+    else:
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200,
+                       tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+            print(df)
+
+
+def _waiting() -> None:
+    print("waiting for `timeline project` to commit its catch-up …", file=sys.stderr)
+
+
+def open_view(tl: Any, args: argparse.Namespace):
+    """The view a reading command answers from; its notes (e.g. the file is behind the store) go to stderr."""
+    view = tl.as_of(args.as_of, args.known_at, _params(args), fresh=args.fresh, on_wait=_waiting)
+    for note in view.notes:
+        print(f"timeline {args.command}: note: {note}", file=sys.stderr)
+    return view
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from ..app import Timeline
+    from ..progress import Progress
+
+    with Timeline.open(args.store, create=False) as tl:
+        projector = tl.projector(_params(args))
+        with Progress("project", total=tl.store.max_position(), unit="stored events read") as bar:
+            report = projector.run(rebuild=args.rebuild, on_rows=bar.update,
+                                   on_table=lambda name, i, n: bar.status(f"computing table {i}/{n}: {name}"))
+        print(f"{report.mode}: {report.rows_read} stored events read, {report.patients} patients recomputed, "
+              f"position {report.position} -> {projector.path}")
+    return DONE
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from ..app import Timeline
+
+    with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
+        print_frame(view.sql(args.query), args.format)
+    return DONE
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from ..projections.parameters import registry
+
+    rows = [{"name": p.name, "default": str(p.default), "unit": p.unit, "module": p.module.__name__.rsplit(".", 1)[-1],
+             "doc": p.doc, "source": p.source} for p in registry().values()]
+    print_frame(pl.DataFrame(rows), args.format)
+    return DONE
+
+
+def _estimate(args: argparse.Namespace, kind: str) -> int:
+    from ..app import Timeline
+    from ..queries.survival import estimate_from
+
+    with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
+        print_frame(estimate_from(view, kind, args.endpoint, by=args.by), args.format)
+    return DONE
+
+
+def cmd_km(args: argparse.Namespace) -> int:
+    return _estimate(args, "km")
+
+
+def cmd_cif(args: argparse.Namespace) -> int:
+    return _estimate(args, "cif")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..app import Timeline
+    from ..queries.report import write_report
+
+    with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
+        write_report(view, args.out, as_of=args.as_of, known_at=args.known_at, overrides=_params(args),
+                     now=tl.store.now_us())
+    return DONE
+
+
+def register(sub: Any, store_arg) -> None:
+    p = sub.add_parser("project", help="catch the projection file up with the store (the only command that writes it)")
+    store_arg(p)
+    p.add_argument("--rebuild", action="store_true", help="recompute every table from scratch")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", type=name_value,
+                   help="override a rule parameter (the file is rebuilt with it)")
+    p.set_defaults(func=cmd_project)
+
+    p = sub.add_parser("sql", help="run a read-only SQL query on the projections")
+    p.add_argument("query")
+    _reader(p, store_arg)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("params", help="list the rule parameters with their defaults, units and sources")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_params)
+
+    for name, func, what in (("km", cmd_km, "Kaplan–Meier estimate"),
+                             ("cif", cmd_cif, "cumulative incidence (Aalen–Johansen, competing risks)")):
+        p = sub.add_parser(name, help=f"{what} of an endpoint (endpoints.endpoint)")
+        p.add_argument("endpoint")
+        p.add_argument("--by", metavar="COLUMN", help="a column of `patients` to stratify by")
+        _reader(p, store_arg)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("report", help="the cohort's tables and figures (Markdown, HTML, PNG, SVG)")
+    _reader(p, store_arg, formats=False)
+    p.add_argument("--out", metavar="DIR", default="report", help="output folder (default ./report)")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,55 @@
+"""Blinatumomab cycles before the transplant: one row per patient and cycle number.
+
+A cycle is known by its recorded `cycle` number, never by a fixed length (the label's 28 days of infusion
+and 14 without are a protocol, not a rule). Before day 0 = day < 0 (every event without a transplant).
+`started_on` = the first `blinatumomab_started` of the cycle; `stopped_on` = the last
+`blinatumomab_stopped` of the cycle, with its reason; a cycle may have a stop without a start (recorded
+elsewhere) or a start without a stop (ongoing, or the stop not recorded). `infusion_days` = stopped_on -
+started_on; `completed` = its last stop says `completed`. `bridging` counts these cycles.
+"""
+
+from __future__ import annotations
+
+from ..model import Column, Model
+
+STOP_REASONS = ("completed", "toxicity", "progression", "transplant", "other")
+
+BLINATUMOMAB_CYCLES = Model(
+    name="blinatumomab_cycles",
+    grain="patient × blinatumomab cycle before day 0",
+    key=("patient_id", "cycle"),
+    columns=(
+        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        Column("cycle", "INTEGER", "the recorded cycle number", not_null=True),
+        Column("started_on", "DATE", "first start of the cycle"),
+        Column("start_day", "INTEGER", "its post-transplant day"),
+        Column("stopped_on", "DATE", "last stop of the cycle"),
+        Column("stop_day", "INTEGER", "its post-transplant day"),
+        Column("stop_reason", "VARCHAR", "reason of that stop", values=STOP_REASONS),
+        Column("infusion_days", "INTEGER", "stopped_on - started_on"),
+        Column("completed", "BOOLEAN", "the cycle's last stop says completed", not_null=True),
+    ),
+    sql="""
+WITH pre AS (
+    SELECT patient_id, type, occurred_on, recorded_at, event_id, day, payload,
+           TRY_CAST(payload->>'cycle' AS INTEGER) AS cycle
+    FROM ref('events')
+    WHERE type IN ('blinatumomab_started', 'blinatumomab_stopped') AND (day IS NULL OR day < 0)
+),
+starts AS (
+    SELECT patient_id, cycle, min(occurred_on) AS started_on, CAST(min(day) AS INTEGER) AS start_day
+    FROM pre WHERE type = 'blinatumomab_started' GROUP BY patient_id, cycle
+),
+stops AS (
+    SELECT patient_id, cycle, max(occurred_on) AS stopped_on, CAST(max(day) AS INTEGER) AS stop_day,
+           arg_max(payload->>'reason', (occurred_on, recorded_at, event_id)) AS stop_reason
+    FROM pre WHERE type = 'blinatumomab_stopped' GROUP BY patient_id, cycle
+)
+SELECT patient_id, cycle, started_on, start_day, stopped_on, stop_day, stop_reason,
+       CAST(stopped_on - started_on AS INTEGER) AS infusion_days,
+       coalesce(stop_reason = 'completed', false) AS completed
+FROM starts FULL OUTER JOIN stops USING (patient_id, cycle)
+""",
+)
+
+MODELS = (BLINATUMOMAB_CYCLES,)

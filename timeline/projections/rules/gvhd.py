@@ -1,0 +1,51 @@
+"""GVHD episodes after the transplant: one row per patient, kind (acute, chronic) and episode.
+
+Each `gvhd_diagnosed` on or after day 0 belongs to the first `gvhd_resolved` of its kind on or after it
+(same day included); the diagnoses sharing a resolution, or all left without one, make one episode.
+`resolved_on` NULL: the episode is active at the last contact. Grades and the complication onsets are in
+`complications` (rule there); this table gives the spans.
+"""
+
+from __future__ import annotations
+
+from ..model import Column, Model
+
+GVHD_EPISODES = Model(
+    name="gvhd_episodes",
+    grain="patient × GVHD kind × episode",
+    key=("patient_id", "kind", "episode"),
+    columns=(
+        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        Column("kind", "VARCHAR", "acute or chronic", not_null=True, values=("acute", "chronic")),
+        Column("episode", "BIGINT", "1, 2, … per patient and kind, by diagnosis date", not_null=True),
+        Column("diagnosed_on", "DATE", "first diagnosis of the episode", not_null=True),
+        Column("diagnosed_day", "INTEGER", "its post-transplant day", not_null=True),
+        Column("resolved_on", "DATE", "the resolution that ends it (NULL: active)"),
+        Column("resolved_day", "INTEGER", "its post-transplant day"),
+        Column("diagnoses", "BIGINT", "diagnoses recorded in the episode", not_null=True),
+    ),
+    sql="""
+WITH dx AS (
+    SELECT patient_id, payload->>'kind' AS kind, occurred_on, day FROM ref('events')
+    WHERE type = 'gvhd_diagnosed' AND day >= 0
+),
+res AS (
+    SELECT patient_id, payload->>'kind' AS kind, occurred_on, day FROM ref('events')
+    WHERE type = 'gvhd_resolved' AND day >= 0
+),
+matched AS (   -- each diagnosis with the first resolution of its kind on or after it
+    SELECT d.patient_id, d.kind, d.occurred_on, d.day,
+           min(r.occurred_on) AS resolved_on, CAST(min(r.day) AS INTEGER) AS resolved_day
+    FROM dx d LEFT JOIN res r ON r.patient_id = d.patient_id AND r.kind = d.kind AND r.occurred_on >= d.occurred_on
+    GROUP BY d.patient_id, d.kind, d.occurred_on, d.day
+)
+SELECT patient_id, kind,
+       row_number() OVER (PARTITION BY patient_id, kind ORDER BY min(occurred_on)) AS episode,
+       min(occurred_on) AS diagnosed_on, CAST(min(day) AS INTEGER) AS diagnosed_day,
+       resolved_on, resolved_day, count(*) AS diagnoses
+FROM matched
+GROUP BY patient_id, kind, resolved_on, resolved_day
+""",
+)
+
+MODELS = (GVHD_EPISODES,)

@@ -1,0 +1,24 @@
+"""Settings shared by every command: where the data lives, and the environment variables that move it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The data folder used when no store is named (`--store`, `$TIMELINE_STORE`).
+DEFAULT_DATA_FOLDER = "./timeline-data"
+#: Names the store (a data folder, a postgresql:// URL, or `memory`) for every command.
+STORE_ENV = "TIMELINE_STORE"
+#: Moves the projection file (default: `projections.duckdb` in the data folder).
+PROJECTIONS_ENV = "TIMELINE_PROJECTIONS"
+PROJECTIONS_FILE = "projections.duckdb"
+SQLITE_FILE = "events.sqlite"
+
+
+def store_location(given: str | os.PathLike[str] | None = None) -> str:
+    """The store named by `given`, else `$TIMELINE_STORE`, else the default data folder."""
+    return str(given) if given is not None else os.environ.get(STORE_ENV) or DEFAULT_DATA_FOLDER
+
+
+def default_data_folder() -> Path:
+    return Path(DEFAULT_DATA_FOLDER)
