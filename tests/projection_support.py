@@ -2,7 +2,7 @@
 through the same loader and the same build as the projection file.
 
     con = project([{"type": "stem_cell_infusion", "patient_id": "P1", "occurred_on": "2024-01-10",
-                    "donor": "haploidentical", "source": "peripheral_blood"}],
+                    "donor": "haploidentical", "graft_source": "peripheral_blood"}],
                   full_donor_chimerism_above_percent="80")
     con.sql("SELECT * FROM chimerism").fetchall()
 

@@ -30,7 +30,7 @@ GOOD = [
     {"type": "patient_registered", "patient_id": "P1", "occurred_on": "2020-01-01", "birth_date": "2012-05-01",
      "sex": "female"},
     {"type": "stem_cell_infusion", "patient_id": "P1", "occurred_on": "2020-03-01", "donor": "haploidentical",
-     "source": "peripheral_blood"},
+     "graft_source": "peripheral_blood"},
     {"type": "blood_count", "patient_id": "P1", "occurred_on": "2020-03-05", "anc_e9_per_l": 0.1},
 ]
 
@@ -39,13 +39,13 @@ def test_ingest_reports_counts_and_is_idempotent(tmp_path):
     f = write_jsonl(tmp_path / "a.jsonl", GOOD)
     r = run("ingest", str(f), store=tmp_path / "s")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == f"{f}: 3 new, 0 already present"
+    assert r.stdout.strip() == f"{f}: 3 new, 0 already present, 0 corrected"
     r = run("ingest", str(f), str(SEED / "JH-01.jsonl"), store=tmp_path / "s")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[0] == f"{f}: 0 new, 3 already present"
-    assert lines[1].endswith("JH-01.jsonl: 164 new, 0 already present")
-    assert lines[2] == "total: 164 new, 3 already present"
+    assert lines[0] == f"{f}: 0 new, 3 already present, 0 corrected"
+    assert lines[1].endswith("JH-01.jsonl: 164 new, 0 already present, 0 corrected")
+    assert lines[2] == "total: 164 new, 3 already present, 0 corrected"
 
 
 def test_bad_file_reports_every_problem_and_stores_nothing(tmp_path):
@@ -59,7 +59,7 @@ def test_bad_file_reports_every_problem_and_stores_nothing(tmp_path):
     for needle in ("bad.jsonl:line 2: anc_e9_per_l = -1", "line 3: (line)", "line 4: occurred_on = \"2020-02-30\"",
                    "line 5: colour", "line 6: patient_id = \"P 1\""):
         assert needle in r.stderr, (needle, r.stderr)
-    assert "must be ≥ 0" in r.stderr and "unknown field" in r.stderr
+    assert "expected ×10⁹/L, 0–100" in r.stderr and "unknown field" in r.stderr
     assert Timeline.open(tmp_path / "s").patients() == []
 
 
@@ -68,8 +68,8 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{**GOOD[0], "sex": "x"}])
     r = run("ingest", str(bad), str(good), store=tmp_path / "s")
     assert r.returncode == 1
-    assert f"{good}: 3 new, 0 already present" in r.stdout
-    assert "total: 3 new, 0 already present (1 file(s) refused)" in r.stdout
+    assert f"{good}: 3 new, 0 already present, 0 corrected" in r.stdout
+    assert "total: 3 new, 0 already present, 0 corrected (1 file(s) refused)" in r.stdout
     assert "sex" in r.stderr and "must be one of" in r.stderr
 
 

@@ -206,30 +206,34 @@ def test_parameter_override_changes_rows_and_forces_rebuild(tmp_path, cohort):
     assert d50 > d20
 
 
-def test_replay_of_a_few_patients_equals_a_full_build(tmp_path, cohort, monkeypatch):
-    """The optimiser-free, single-thread replay of a few patients gives the rows of an optimised build."""
+def test_warm_replay_of_a_few_patients_equals_a_full_build(tmp_path, cohort):
+    """The prepared, optimiser-free replay of a few patients (tables filled as a query reads them) gives the
+    rows of an optimised build, and a reused warm connection keeps nothing of the previous replay."""
     from datetime import date
 
     from timeline.projections import replay as rp
 
     tl = Timeline.open(tmp_path / "store")
     tl.ingest_file(cohort / "part1.jsonl")
+    pool = rp.ReplayPool()
 
-    def tables_of(con) -> dict[str, pl.DataFrame]:
+    def tables_of(done: rp.Replayed) -> dict[str, pl.DataFrame]:
         out = {}
         for t in TABLES:
-            df = con.sql(f"SELECT * FROM {t}").pl()
+            query = f"SELECT * FROM {t}"
+            if done.prepare is not None:
+                done.prepare(query)
+            df = done.con.sql(query).pl()
             out[t] = df.sort(df.columns, nulls_last=True)
-        con.close()
+        done.release()
         return out
 
     for pid, as_of in (("SYN-000003", None), ("SYN-000010", date(2022, 6, 1)), ("SYN-000003", date(2030, 1, 1))):
-        few = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
-        monkeypatch.setattr(rp, "FEW_PATIENTS", 0)
+        warm = tables_of(rp.replay(tl.store, [pid], as_of=as_of, pool=pool))
         full = tables_of(rp.replay(tl.store, [pid], as_of=as_of))
-        monkeypatch.setattr(rp, "FEW_PATIENTS", 20)
-        _assert_same(few, full)
-        assert set(few["events"]["patient_id"].to_list()) == {pid}
+        _assert_same(warm, full)
+        assert set(warm["events"]["patient_id"].to_list()) == {pid}
+    pool.close()
 
 
 @pytest.mark.postgres

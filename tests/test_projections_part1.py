@@ -22,7 +22,7 @@ def ev(type_, day, patient="P1", **fields):
 
 
 def infusion(day, patient="P1", **fields):
-    base = {"donor": "haploidentical", "source": "peripheral_blood"}
+    base = {"donor": "haploidentical", "graft_source": "peripheral_blood"}
     return ev("stem_cell_infusion", day, patient, **(base | fields))
 
 
@@ -124,7 +124,7 @@ def test_patients_registration_transplant_and_last_contact():
     assert p1["disease"] == "b_all" and p1["diagnosis_on"] == D("2023-01-05")
     assert p1["hsct_on"] == D("2024-01-10")
     assert p1["age_at_hsct_years"] == pytest.approx((D("2024-01-10") - D("2014-01-10")).days / 365.25)
-    assert (p1["donor"], p1["source"], p1["hla_match"]) == ("haploidentical", "peripheral_blood", "5/10")
+    assert (p1["donor"], p1["graft_source"], p1["hla_match"]) == ("haploidentical", "peripheral_blood", "5/10")
     assert p1["cd34_e6_per_kg"] == pytest.approx(6.5)  # split graft: total dose
     assert (p1["conditioning_intensity"], p1["conditioning_regimen"], p1["tbi_gy"], p1["serotherapy"]) == (
         "myeloablative", "TBI/VP16", 12.0, "atg")

@@ -23,7 +23,7 @@ def ev(patient: str, type_: str, day: int, **fields) -> dict:
 
 def transplant(patient: str, source: str = "peripheral_blood", donor: str = "matched_unrelated") -> list[dict]:
     return [ev(patient, "diagnosis", -300, disease="b_all"),
-            ev(patient, "stem_cell_infusion", 0, donor=donor, source=source)]
+            ev(patient, "stem_cell_infusion", 0, donor=donor, graft_source=source)]
 
 
 def anc(patient: str, series: list[tuple[int, float]]) -> list[dict]:
@@ -250,7 +250,9 @@ def test_chronic_gvhd_rows():
                                 ev("P", "gvhd_treatment_started", 160, kind="chronic", line=1, agents=["prednisone"])]
     out = complications(events)
     assert [(r["day"], r["detail"]) for r in by(out, "P", "cgvhd")] == [(120, "max severity moderate; at diagnosis mild")]
-    assert [r["day"] for r in by(out, "P", "cgvhd_systemic")] == [160]
+    # dated at the chronic diagnosis, whatever the date of the treatment; the detail gives the treatment start
+    assert [(r["day"], r["detail"]) for r in by(out, "P", "cgvhd_systemic")] == [
+        (120, f"systemic treatment line 1 started {d(160)}")]
 
 
 def cmv(patient: str, day: int, iu: float | None) -> dict:
@@ -325,7 +327,7 @@ def cohort() -> list[dict]:
     # relapse before transplant (must not count from HSCT), blinatumomab bridge
     events += [ev("PRE", "diagnosis", -400, disease="b_all"), ev("PRE", "relapse", -120, site="bone_marrow"),
                ev("PRE", "blinatumomab_started", -90, cycle=1, dose_ug_per_m2_day=15),
-               ev("PRE", "stem_cell_infusion", 0, donor="haploidentical", source="peripheral_blood"),
+               ev("PRE", "stem_cell_infusion", 0, donor="haploidentical", graft_source="peripheral_blood"),
                ev("PRE", "follow_up", 200, disease_status="remission")]
     events += [ev("NOTX", "diagnosis", -10, disease="aml"), ev("NOTX", "follow_up", 20, disease_status="not_assessed")]
     return events

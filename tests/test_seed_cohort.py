@@ -170,7 +170,7 @@ def test_per_patient_design_values(report: Report, design: dict):
     got = rows[0]
     assert got["hsct_on"] == date.fromisoformat(design["hsct_on"])
     assert round(got["age_at_hsct_years"], 1) == design["age_at_hsct_years"]
-    for key in ("donor", "source", "conditioning_intensity", "blinatumomab_cycles", "days_blinatumomab_to_hsct",
+    for key in ("donor", "graft_source", "conditioning_intensity", "blinatumomab_cycles", "days_blinatumomab_to_hsct",
                 "full_donor_chimerism_day", "follow_up_days"):
         assert got[key] == design[key], key
     assert got["cd34_e6_per_kg"] == pytest.approx(design["cd34_e6_per_kg"])

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4, uuid5
 import pytest
 from pydantic import ValidationError
 
+from timeline.events.problems import TYPES_HINT
 from timeline.events import (
     EVENT_ADAPTER,
     EVENT_ID_NAMESPACE,
@@ -49,7 +50,7 @@ EXAMPLES: dict[str, dict] = {
     "blinatumomab_stopped": {"cycle": 1, "reason": "completed"},
     "conditioning_started": {"regimen": "TBI/VP16", "intensity": "myeloablative", "tbi_gy": 12.0, "serotherapy": "atg"},
     "gvhd_prophylaxis_started": {"agents": ["ptcy", "tacrolimus", "mmf"]},
-    "stem_cell_infusion": {"donor": "haploidentical", "source": "peripheral_blood", "hla_match": "5/10",
+    "stem_cell_infusion": {"donor": "haploidentical", "graft_source": "peripheral_blood", "hla_match": "5/10",
                            "cd34_e6_per_kg": 6.2, "transplant_number": 1},
     "graft_failure": {"kind": "secondary"},
     "donor_lymphocyte_infusion": {"cd3_e6_per_kg": 1.0},
@@ -129,7 +130,8 @@ def test_models_are_frozen():
 
 
 def test_recorded_at_is_not_input():
-    assert only_problem(event("death", recorded_at="2024-03-14T10:00:00Z")).rule == "unknown field"
+    assert only_problem(event("death", recorded_at="2024-03-14T10:00:00Z")).rule == \
+        "unknown field; did you mean `recorded_by`?"
 
 
 # --- typical bad values, one per rule -------------------------------------------------------
@@ -139,35 +141,41 @@ BAD_VALUES = [
     ("patient_registered", {"birth_date": "01/05/2012"}, "birth_date", "must be a real date YYYY-MM-DD"),
     ("diagnosis", {"disease": "ALL"}, "disease", "must be one of: b_all, t_all, aml, mpal, cml, mds, other"),
     ("diagnosis", {"genetics": []}, "genetics", "must not be empty"),
-    ("relapse", {"marrow_blasts_percent": 101}, "marrow_blasts_percent", "must be ≤ 100 (%)"),
+    ("relapse", {"marrow_blasts_percent": 101}, "marrow_blasts_percent", "expected % of marrow cells, 0–100"),
     ("disease_assessment", {"response": "CR"}, "response", None),
-    ("mrd_test", {"sensitivity_percent": -0.1}, "sensitivity_percent", "must be > 0 (%)"),
+    ("mrd_test", {"sensitivity_percent": -0.1}, "sensitivity_percent",
+     "expected % of nucleated cells, above 0 and at most 100"),
     ("mrd_test", {"method": "elisa"}, "method", "must be one of: flow, pcr, ngs"),
     ("chemotherapy_started", {"intent": "palliative"}, "intent", None),
     ("chemotherapy_started", {"regimen": ""}, "regimen", "must not be empty"),
-    ("chemotherapy_stopped", {"intent": "salvage"}, "intent", "unknown field"),
+    ("chemotherapy_stopped", {"intent": "salvage"}, "intent", "unknown field; did you mean `note`?"),
     ("blinatumomab_started", {"cycle": 0}, "cycle", "must be ≥ 1"),
     ("blinatumomab_started", {"cycle": 1.5}, "cycle", "must be a whole number"),
-    ("blinatumomab_started", {"dose_ug_per_m2_day": 0}, "dose_ug_per_m2_day", "must be > 0 (µg/m²/day)"),
-    ("blinatumomab_dose_changed", {"dose_ug_per_day": -9}, "dose_ug_per_day", "must be > 0 (µg/day)"),
+    ("blinatumomab_started", {"dose_ug_per_m2_day": 0}, "dose_ug_per_m2_day",
+     "expected µg/m²/day, above 0 and at most 60"),
+    ("blinatumomab_dose_changed", {"dose_ug_per_day": -9}, "dose_ug_per_day",
+     "expected µg/day, above 0 and at most 120"),
     ("blinatumomab_stopped", {"reason": "relapse"}, "reason", None),
-    ("conditioning_started", {"tbi_gy": -2}, "tbi_gy", "must be ≥ 0 (Gy)"),
+    ("conditioning_started", {"tbi_gy": -2}, "tbi_gy", "expected Gy, 0–20"),
     ("conditioning_started", {"intensity": "ric"}, "intensity", None),
     ("gvhd_prophylaxis_started", {"agents": ["ptcy", "csa"]}, "agents[1]", None),
     ("gvhd_prophylaxis_started", {"agents": "ptcy"}, "agents", "must be a list (in CSV: values separated by |)"),
     ("stem_cell_infusion", {"hla_match": "10-10"}, "hla_match", "must be matched/typed alleles like 10/10"),
-    ("stem_cell_infusion", {"cd34_e6_per_kg": 0}, "cd34_e6_per_kg", "must be > 0 (×10⁶/kg)"),
+    ("stem_cell_infusion", {"cd34_e6_per_kg": 0}, "cd34_e6_per_kg",
+     "expected ×10⁶/kg, above 0 and at most 100"),
     ("stem_cell_infusion", {"transplant_number": 0}, "transplant_number", "must be ≥ 1"),
-    ("stem_cell_infusion", {"source": "lab"}, "source", "must be one of: bone_marrow, peripheral_blood, cord_blood"),
+    ("stem_cell_infusion", {"graft_source": "lab"}, "graft_source",
+     "must be one of: bone_marrow, peripheral_blood, cord_blood"),
     ("graft_failure", {"kind": "late"}, "kind", "must be one of: primary, secondary"),
-    ("donor_lymphocyte_infusion", {"cd3_e6_per_kg": -1}, "cd3_e6_per_kg", "must be > 0 (×10⁶/kg)"),
+    ("donor_lymphocyte_infusion", {"cd3_e6_per_kg": -1}, "cd3_e6_per_kg",
+     "expected ×10⁶/kg, above 0 and at most 1000"),
     ("engraftment", {"lineage": "red_cells"}, "lineage", "must be one of: neutrophil, platelet"),
-    ("blood_count", {"anc_e9_per_l": -0.1}, "anc_e9_per_l", "must be ≥ 0 (×10⁹/L)"),
+    ("blood_count", {"anc_e9_per_l": -0.1}, "anc_e9_per_l", "expected ×10⁹/L, 0–100"),
     ("blood_count", {"hb_g_per_dl": "low"}, "hb_g_per_dl", "must be a number"),
     ("transfusion", {"product": "plasma"}, "product", None),
-    ("chimerism_test", {"donor_percent": 100.5}, "donor_percent", "must be ≤ 100 (%)"),
+    ("chimerism_test", {"donor_percent": 100.5}, "donor_percent", "expected % donor cells, 0–100"),
     ("chimerism_test", {"compartment": "cd3"}, "compartment", None),
-    ("viral_load", {"iu_per_ml": -1}, "iu_per_ml", "must be ≥ 0 (IU/mL)"),
+    ("viral_load", {"iu_per_ml": -1}, "iu_per_ml", "expected IU/mL, 0–10,000,000,000"),
     ("viral_load", {"virus": "hsv"}, "virus", "must be one of: cmv, ebv, adenovirus, bk, hhv6, other"),
     ("viral_reactivation", {"treated": "maybe"}, "treated", "must be true or false"),
     ("infection", {"site": "blood"}, "site", None),
@@ -176,7 +184,8 @@ BAD_VALUES = [
     ("gvhd_diagnosed", {"grade": 0, "skin_stage": None}, "grade", "must be ≥ 1"),
     ("gvhd_treatment_started", {"line": 0}, "line", "must be ≥ 1"),
     ("gvhd_treatment_started", {"agents": []}, "agents", "must not be empty"),
-    ("gvhd_treatment_started", {"steroid_mg_per_kg_day": -1}, "steroid_mg_per_kg_day", "must be ≥ 0 (mg/kg/day)"),
+    ("gvhd_treatment_started", {"steroid_mg_per_kg_day": -1}, "steroid_mg_per_kg_day",
+     "expected mg/kg/day prednisone equivalent, 0–30"),
     ("gvhd_response", {"steroid_refractory": "yes"}, "steroid_refractory", "must be true or false"),
     ("gvhd_response", {"response": "cr"}, "response", None),
     ("gvhd_resolved", {"kind": "both"}, "kind", "must be one of: acute, chronic"),
@@ -206,7 +215,7 @@ def test_typical_bad_values_name_their_field(type_name, fields, field, rule):
 def test_missing_required_fields_are_all_reported():
     found = problems({"type": "stem_cell_infusion", "patient_id": "P1"})
     assert {(p.field, p.rule) for p in found} == {
-        ("occurred_on", "required"), ("donor", "required"), ("source", "required")}
+        ("occurred_on", "required"), ("donor", "required"), ("graft_source", "required")}
     assert all(p.value is None for p in found)
 
 
@@ -260,11 +269,15 @@ def test_event_id_must_be_a_uuid():
     assert only_problem(event("death", event_id="42")) == Problem("event_id", "42", "must be a UUID")
 
 
-def test_unknown_or_missing_type_is_one_problem_listing_the_types():
-    for obj, value in (({**ENVELOPE, "type": "bloodcount"}, "bloodcount"), (dict(ENVELOPE), None)):
+def test_unknown_or_missing_type_is_one_problem_naming_the_closest_type():
+    """The list of types is given once per file by the reader (tests/test_errors_that_help.py), not per line."""
+    for obj, value, rule in (({**ENVELOPE, "type": "bloodcount"}, "bloodcount",
+                              "unknown type; did you mean `blood_count`?"),
+                             ({**ENVELOPE, "type": "xyz"}, "xyz", "unknown type"),
+                             (dict(ENVELOPE), None, "required: the event type")):
         problem = only_problem(obj)
-        assert problem.field == "type" and problem.value == value
-        assert all(name in problem.rule for name in EVENT_TYPES)
+        assert (problem.field, problem.value, problem.rule) == ("type", value, rule)
+    assert TYPES_HINT.count(",") == len(EVENT_TYPES) - 1
 
 
 def test_a_non_object_is_one_problem():
@@ -420,7 +433,7 @@ def test_replacement_is_validated_and_kept_canonical():
 
 def test_replacement_may_change_type_and_date():
     corrected = parse_event(correction({"type": "stem_cell_infusion", "occurred_on": "2024-01-01",
-                                        "donor": "matched_sibling", "source": "bone_marrow"}))
+                                        "donor": "matched_sibling", "graft_source": "bone_marrow"}))
     assert corrected.replacement["transplant_number"] == 1
     assert corrected.replacement_event().occurred_on == date(2024, 1, 1)
 
@@ -430,7 +443,7 @@ def test_replacement_errors_are_located_inside_it():
                                        "grade": 3, "skin_stage": 3}))
     assert problem.field == "replacement.grade" and "MAGIC grade 2" in problem.rule
     problem = only_problem(correction({"type": "blood_count", "occurred_on": "2024-03-01", "anc_e9_per_l": -1}))
-    assert problem == Problem("replacement.anc_e9_per_l", -1, "must be ≥ 0 (×10⁹/L)")
+    assert problem == Problem("replacement.anc_e9_per_l", -1, "expected ×10⁹/L, 0–100")
     found = problems(correction({"type": "death", "cause": "x", "extra": 1}))
     assert {p.field for p in found} == {"replacement.occurred_on", "replacement.cause", "replacement.extra"}
 
@@ -520,7 +533,7 @@ def test_content_event_id_of_a_correction_ignores_replacement_key_order():
 
 
 def test_defaults_and_derived_values_are_content():
-    infusion = {"type": "stem_cell_infusion", **ENVELOPE, "donor": "matched_sibling", "source": "bone_marrow"}
+    infusion = {"type": "stem_cell_infusion", **ENVELOPE, "donor": "matched_sibling", "graft_source": "bone_marrow"}
     assert content_event_id(parse_event(infusion)) == content_event_id(parse_event({**infusion, "transplant_number": 1}))
     assert content_event_id(parse_event(gvhd(skin_stage=3))) == content_event_id(parse_event(gvhd(skin_stage=3, grade=2)))
 

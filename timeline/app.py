@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .events import Event, parse_event
 from .clock import as_date, as_utc, latest_clinical_date, us_to_datetime
-from .ingest import file_reader, prepare_objects
+from .ingest import file_reader, prepare_objects, source_corrector
 from .store.eventstore import AppendReport, EventStore
 from .store.facts import Fact
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from .projections.parameters import Params
+    from .projections.replay import ReplayPool
     from .projections.runner import Projector, RunReport
     from .queries.views import ProjectionView
 
@@ -55,6 +56,7 @@ class Timeline:
     def __init__(self, store: EventStore, projections: str | os.PathLike[str] | None = None):
         self.store = store
         self.projections_path = Path(projections) if projections is not None else None
+        self._replays: ReplayPool | None = None  # warm connections for one-patient replays, made on first use
 
     @classmethod
     def open(cls, location: str | os.PathLike[str] | None = None,
@@ -65,7 +67,18 @@ class Timeline:
         return cls(EventStore.open(location, create=create), projections)
 
     def close(self) -> None:
+        if self._replays is not None:
+            self._replays.close()
         self.store.close()
+
+    @property
+    def replays(self) -> ReplayPool:
+        """The warm connections of this Timeline's replays of a few patients (closed with it)."""
+        if self._replays is None:
+            from .projections.replay import ReplayPool
+
+            self._replays = ReplayPool()
+        return self._replays
 
     def __enter__(self) -> Timeline:
         return self
@@ -77,25 +90,71 @@ class Timeline:
         return latest_clinical_date(us_to_datetime(self.store.now_us()))
 
     # -- writing -------------------------------------------------------------------------------------
-    def ingest(self, rows: Iterable[dict[str, Any] | Event], what: str = "rows") -> AppendReport:
+    def ingest(self, rows: Iterable[dict[str, Any] | Event], what: str = "rows", dry_run: bool = False) -> AppendReport:
         """Validate and append public-format dicts (or event models), all or nothing.
 
         Raises `RejectedError` listing every problem (row number, field, value, rule) if any row is
-        invalid; then nothing is stored.
+        invalid; then nothing is stored. A row naming a `source_record_id` already stored with other
+        content is recorded as a correction of it (`report.corrected`). `dry_run`: check and count only.
         """
         items = list(rows)
         latest = self._latest()
-        return self.store.append(lambda: prepare_objects(enumerate(items, start=1), latest), what)
+        return self.store.append(lambda: prepare_objects(enumerate(items, start=1), latest), what,
+                                 corrector=source_corrector(latest), dry_run=dry_run)
 
-    def ingest_file(self, path: str | os.PathLike[str],
-                    on_batch: Callable[[AppendReport], None] | None = None) -> AppendReport:
-        """Ingest one JSON Lines or CSV file, all or nothing (see `ingest`)."""
+    def ingest_file(self, path: str | os.PathLike[str], on_batch: Callable[[AppendReport], None] | None = None,
+                    dry_run: bool = False) -> AppendReport:
+        """Ingest one JSON Lines (or JSON array) or CSV file, all or nothing (see `ingest`)."""
         p = Path(path)
-        return self.store.append(file_reader(p, self._latest()), str(p), on_batch)
+        latest = self._latest()
+        return self.store.append(file_reader(p, latest), str(p), on_batch, corrector=source_corrector(latest),
+                                 dry_run=dry_run)
 
     def record(self, event: dict[str, Any] | Event) -> AppendReport:
         """Validate and append one event."""
         return self.ingest([event], what="event")
+
+    def find(self, event_id: str, patient: str | None = None) -> Fact:
+        """The fact whose event id begins with `event_id` (at least 4 characters; the short id `timeline
+        history` shows), among the patient's events if given. LookupError if none or several match."""
+        prefix = event_id.strip().lower()
+        if len(prefix) < 4 or any(ch not in "0123456789abcdef-" for ch in prefix):
+            raise LookupError(f"event id {event_id!r}: give at least 4 characters of the id (0-9, a-f), as "
+                              "`timeline history` shows it")
+        found = self.store.recorder.find_event_ids(prefix, patient)
+        facts = {}
+        for pid, eid in found:
+            ledger = self.store.ledger(pid)
+            fact = ledger.facts.get(eid)
+            if fact is not None:
+                facts[eid] = fact
+        if not facts:
+            where = f" of patient {patient}" if patient else ""
+            raise LookupError(f"no event{where} has an id beginning {prefix!r} (amendments are not corrected: "
+                              "name the event they amend)")
+        if len(facts) > 1:
+            raise LookupError(f"{len(facts)} events have an id beginning {prefix!r}: "
+                              f"{', '.join(sorted(e[:13] for e in facts))}; give more characters")
+        return next(iter(facts.values()))
+
+    def correct(self, event_id: str, changes: Mapping[str, Any], reason: str, by: str,
+                patient: str | None = None) -> AppendReport:
+        """Correct an event: only the changed fields are given (a value of None or "" removes a field); the
+        rest is kept. Recorded as an `event_corrected` by `by`, with `reason`."""
+        from .ingest import replacement_with
+
+        fact = self.find(event_id, patient)
+        replacement = replacement_with(fact.content, changes)
+        return self.record({"type": "event_corrected", "patient_id": fact.original.patient_id,
+                            "occurred_on": self._latest().isoformat(), "corrects": fact.original.event_id,
+                            "replacement": replacement, "reason": reason, "recorded_by": by})
+
+    def retract(self, event_id: str, reason: str, by: str, patient: str | None = None) -> AppendReport:
+        """Retract an event entered in error, by `by`, with `reason`."""
+        fact = self.find(event_id, patient)
+        return self.record({"type": "event_retracted", "patient_id": fact.original.patient_id,
+                            "occurred_on": self._latest().isoformat(), "retracts": fact.original.event_id,
+                            "reason": reason, "recorded_by": by})
 
     # -- reading the store -----------------------------------------------------------------------------
     def facts(self, patient: str | None = None, known_at: datetime | str | None = None) -> list[Fact]:
@@ -155,8 +214,9 @@ class Timeline:
         if patients is not None:
             from .projections.replay import replay
 
-            con = replay(self.store, list(patients), d, k, resolved)
-            return view_of(con, f"patients {', '.join(patients)} replayed from the store")
+            done = replay(self.store, list(patients), d, k, resolved, pool=self.replays)
+            return view_of(done.con, f"patients {', '.join(patients)} replayed from the store", on_close=done.release,
+                           prepare=done.prepare)
         if fresh:
             return view_of(self._fresh(d, k, resolved), "projections built in memory from the store")
         from .queries.views import open_file

@@ -194,16 +194,21 @@ def _title(module: ModuleType) -> str:
 
 
 def rules_md() -> str:
+    from .projections import graph
     from .projections.parameters import registry
     from .projections.references import REFERENCES
 
     params = registry()
+    checks = graph.checks()
     out = [GENERATED, "", "# Rules", "",
            "Every derived number follows a rule stated once, in the module named after its concept "
            "(`timeline/projections/rules/`), as SQL over the visible events, with its numbers as named parameters. "
            "Defaults are registry defaults; `--param NAME=VALUE` (or `params=` in Python) changes one for a query, "
            "a report, or the projection file (`timeline project --param …`, which rebuilds it). "
-           "`timeline params` lists them. Sources in brackets are listed under References.", ""]
+           "`timeline params` lists them. Sources in brackets are listed under References. Where a rule sets an "
+           "event aside or the data leave it a choice, a check says so in `data_queries` (`timeline check`): "
+           "severity `error` when a result is wrong or left out until it is resolved, `warning` when it rests on a "
+           "choice or an implausible value.", ""]
     for module in _rule_modules():
         own = [p for p in params.values() if p.module is module]
         models = [m.name for m in getattr(module, "MODELS", ())]
@@ -219,6 +224,12 @@ def rules_md() -> str:
         if shared:
             out += ["Uses the parameters of " + ", ".join(sorted({f"`{params[n].module.__name__.rsplit('.', 1)[-1]}`"
                                                                    for n in shared})) + ".", ""]
+        own_checks = [c for c in checks if c.module is module]
+        if own_checks:
+            out += ["Data queries (`data_queries`, `timeline check`):", ""]
+            out += _table(("check", "severity", "what it finds"), [[f"`{c.name}`", c.severity, c.doc]
+                                                                  for c in own_checks])
+            out.append("")
     out += ["## Estimators", ""]
     for name in ("kaplan_meier", "cumulative_incidence", "follow_up"):
         module = importlib.import_module(f"timeline.queries.{name}")

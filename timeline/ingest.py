@@ -11,6 +11,7 @@ import csv
 import json
 import multiprocessing
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
@@ -22,7 +23,7 @@ from .events.envelope import ENVELOPE_FIELDS
 from .events import EVENT_ADAPTER, EVENT_TYPES, Event, canonical_json, list_fields, problems_from
 from .events.catalogue import content_id_bytes
 from .events.problems import Problem
-from .store.eventstore import Prepared
+from .store.eventstore import Corrector, Prepared
 from .store.facts import CORRECTED, RETRACTED
 
 
@@ -54,7 +55,26 @@ def _prepare(event: Event, line: int | None, latest: date) -> tuple | Problem:
         target = event.corrects.bytes
     elif kind == RETRACTED:
         target = event.retracts.bytes
-    return (event.patient_id, eid, digest, kind, on.isoformat(), body, target, line)
+    source_record = event.source_record_id if target is None else None
+    return (event.patient_id, eid, digest, kind, on.isoformat(), body, target, line, source_record)
+
+
+def source_corrector(latest: date) -> Corrector:
+    """How a source record ingested again with other content is stored: as an `event_corrected` of its first
+    version, dated `latest` (the day it is recorded), whose replacement is the record as it is now."""
+    def correct(p: Prepared, first_event_id: bytes) -> Prepared | Problem:
+        patient, _eid, _digest, _kind, _on, body, _target, line, source_record = p
+        data = json.loads(body)
+        replacement = {k: v for k, v in data.items() if k not in ("patient_id", "event_id")}
+        correction = {"type": CORRECTED, "patient_id": patient, "occurred_on": latest.isoformat(),
+                      "corrects": str(uuid.UUID(bytes=first_event_id)), "replacement": replacement,
+                      "reason": f"source record {source_record} ingested again with other content"}
+        for key in ("source", "recorded_by"):
+            if key in data:
+                correction[key] = data[key]
+        made = prepare(EVENT_ADAPTER.validate_python(correction), line, latest)
+        return made
+    return correct
 
 
 def _problems(exc: ValidationError, line: int | None) -> list[Problem]:
@@ -104,10 +124,16 @@ def prepare_objects(rows: Iterable[tuple[int | None, Any]], latest: date) -> Ite
 CHUNK_BYTES = 2 << 20  # a worker's unit of work: ~10,000 lines
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _blocks(path: Path) -> Iterator[tuple[bytes, int]]:
-    """The file as blocks of whole lines, with the number of each block's first line."""
+    """The file as blocks of whole lines, with the number of each block's first line (a UTF-8 byte-order
+    mark at the start is skipped, as editors on Windows write one)."""
     line = 1
     with open(path, "rb") as f:
+        if f.read(3) != _BOM:
+            f.seek(0)
         while True:
             block = f.read(CHUNK_BYTES)
             if not block:
@@ -116,6 +142,20 @@ def _blocks(path: Path) -> Iterator[tuple[bytes, int]]:
                 block += f.readline()
             yield block, line
             line += block.count(b"\n")
+
+
+def _is_json_array(path: Path) -> bool:
+    """Whether the file holds one JSON array (of events) rather than JSON Lines."""
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(_BOM).lstrip()
+    return head.startswith(b"[")
+
+
+def _array_items(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The events of a JSON array file, numbered 1, 2, … (reported as its lines)."""
+    items = json.loads(path.read_bytes().removeprefix(_BOM))
+    for n, item in enumerate(items, start=1):
+        yield n, json.dumps(item, ensure_ascii=False).encode()
 
 
 def _block_lines(block: bytes, first: int) -> Iterator[tuple[int, bytes]]:
@@ -134,6 +174,15 @@ def _prepare_block(args: tuple[bytes, int, date]) -> list[tuple | Problem]:
 def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> Iterator[list[tuple | Problem]]:
     """Prepared events of a JSON Lines file, a list per block of lines, in file order; a large file is
     parsed by worker processes (one per core) while this process writes."""
+    if _is_json_array(path):
+        try:
+            items = list(_array_items(path))
+        except ValueError as e:
+            yield [Problem("(file)", path.name, f"is a JSON array that does not parse: {e}", 1)]
+            return
+        for i in range(0, len(items), 10_000):
+            yield prepare_json_lines(items[i:i + 10_000], latest)
+        return
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
     if not parallel:
@@ -184,6 +233,26 @@ def csv_row_to_json(row: dict[str, str | None]) -> dict[str, Any] | list[Problem
     return out
 
 
+def replacement_with(content: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """An event's content with `changes` applied (text values read as CSV cells are; None or "" removes
+    the field), without patient_id and event_id: the replacement of a correction."""
+    out = {k: v for k, v in content.items() if k not in ("patient_id", "event_id")}
+    kind = str(changes.get("type") or out.get("type"))
+    lists = list_fields(kind)
+    for key, value in changes.items():
+        if value is None or value == "":
+            out.pop(key, None)
+        elif not isinstance(value, str):
+            out[key] = value
+        elif key in lists:
+            out[key] = [part.strip() for part in value.split(CSV_MULTI) if part.strip()]
+        elif key in ENVELOPE_FIELDS:
+            out[key] = value
+        else:
+            out[key] = _scalar(value)
+    return out
+
+
 def _scalar(cell: str) -> Any:
     low = cell.lower()
     if low in ("true", "false"):
@@ -195,12 +264,23 @@ def _scalar(cell: str) -> Any:
     return v if isinstance(v, int | float) else cell
 
 
+def _delimiter(header: str) -> str:
+    """The CSV delimiter: the one of `,` `;` tab that splits the header into the most columns."""
+    return max((",", ";", "\t"), key=lambda d: (len(header.split(d)), d == ","))
+
+
 def read_csv(path: Path, latest: date) -> Iterator[Prepared | Problem]:
+    """A CSV event file: comma-, semicolon- or tab-separated (told by its header row), UTF-8, with or
+    without a byte-order mark."""
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "type" not in reader.fieldnames:
-            yield Problem("(header)", reader.fieldnames, "a CSV event file needs a header row with at least `type`", 1)
+        header = f.readline()
+        f.seek(0)
+        reader = csv.DictReader(f, delimiter=_delimiter(header))
+        if not reader.fieldnames or "type" not in [n.strip() for n in reader.fieldnames]:
+            yield Problem("(header)", header.strip()[:200], "a CSV event file needs a header row naming at least "
+                          "`type`, `patient_id`, `occurred_on` (separated by commas, semicolons or tabs)", 1)
             return
+        reader.fieldnames = [n.strip() for n in reader.fieldnames]
         for row in reader:
             n = reader.line_num
             obj = csv_row_to_json(row)

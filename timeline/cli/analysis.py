@@ -95,9 +95,11 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 def _estimate(args: argparse.Namespace, kind: str) -> int:
     from ..app import Timeline
-    from ..queries.survival import estimate_from
+    from ..queries.survival import estimate_from, left_out
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
+        for note in left_out(view):
+            print(f"timeline {args.command}: note: {note}", file=sys.stderr)
         print_frame(estimate_from(view, kind, args.endpoint, by=args.by), args.format)
     return DONE
 
@@ -118,6 +120,34 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_report(view, args.out, as_of=args.as_of, known_at=args.known_at, overrides=_params(args),
                      now=tl.store.now_us())
     return DONE
+
+
+CHECK_FORMATS = ("table", "csv", "json", "xlsx")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from ..app import Timeline
+    from .errors import BAD_INPUT, UsageError
+
+    if args.format == "xlsx" and not args.out:
+        raise UsageError("--format xlsx writes a file: give --out FILE.xlsx")
+    query = ('SELECT patient_id, event_id, occurred_on, "check", severity, message, suggestion FROM data_queries'
+             + (" WHERE patient_id = ?" if args.patient else "")
+             + " ORDER BY severity, patient_id, occurred_on NULLS FIRST, \"check\"")
+    with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
+        found = view.sql(query, [args.patient] if args.patient else None)
+    errors = found.filter(found["severity"] == "error").height
+    if args.format == "xlsx":
+        found.write_excel(args.out, worksheet="data queries", autofit=True)
+    elif args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as f:
+            f.write(found.write_csv() if args.format == "csv" else
+                    json.dumps(found.to_dicts(), default=str, indent=1, ensure_ascii=False) + "\n")
+    else:
+        print_frame(found, args.format)
+    print(f"{found.height} data quer{'y' if found.height == 1 else 'ies'}: {errors} error(s), "
+          f"{found.height - errors} warning(s)" + (f" -> {args.out}" if args.out else ""), file=sys.stderr)
+    return BAD_INPUT if errors else DONE
 
 
 def register(sub: Any, store_arg) -> None:
@@ -144,6 +174,16 @@ def register(sub: Any, store_arg) -> None:
         p.add_argument("--by", metavar="COLUMN", help="a column of `patients` to stratify by")
         _reader(p, store_arg)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("check", help="the data queries: implausible or inconsistent items to resolve (exit 1 if an "
+                       "error is open)", description="List the data queries (docs/rules.md lists the checks): "
+                       "what a data manager resolves before a data lock. Exit status 1 while a query of severity "
+                       "error is open.")
+    _reader(p, store_arg, formats=False)
+    p.add_argument("--patient", help="only this patient's queries")
+    p.add_argument("--format", choices=CHECK_FORMATS, default="table")
+    p.add_argument("--out", metavar="FILE", help="write to FILE (needed for xlsx)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("report", help="the cohort's tables and figures (Markdown, HTML, PNG, SVG)")
     _reader(p, store_arg, formats=False)

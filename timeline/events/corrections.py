@@ -77,6 +77,7 @@ class EventCorrected(EventBase):
 
     type: Literal["event_corrected"] = "event_corrected"
     corrects: UUID = Field(description="the event_id of the event this corrects (the latest version is replaced)")
+    reason: Text | None = Field(None, description="why it is corrected")
     replacement: dict[str, Any] = Field(
         description="the corrected event: type, occurred_on and its fields, without patient_id or event_id"
     )

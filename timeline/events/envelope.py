@@ -149,7 +149,7 @@ def _type_is_required(schema: dict[str, Any]) -> None:
 #: The envelope fields that identify an event: what it is, whose, when, which.
 IDENTITY_FIELDS = ("type", "patient_id", "occurred_on", "event_id")
 #: The envelope fields that say where a record came from (kept with the event's own fields).
-PROVENANCE_FIELDS = ("source", "recorded_by", "note")
+PROVENANCE_FIELDS = ("source", "source_record_id", "recorded_by", "note")
 
 
 class EventBase(BaseModel):
@@ -172,6 +172,10 @@ class EventBase(BaseModel):
     event_id: UUID | None = Field(None, description="the event's id (a UUID); if absent, derived from its content, "
                                                     "so importing the same event again adds nothing")
     source: Text | None = Field(None, description="where the record came from (lab, form, import:file.csv, …)")
+    source_record_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None, description="the record's id in the system it came from (a form, a lab system, an export row, a FHIR "
+                          "resource): unique across the systems a store imports from (prefix it with the system, "
+                          "e.g. lims:123). Ingesting it again with other content records a correction")
     recorded_by: Text | None = Field(None, description="who entered it")
     note: Note | None = Field(None, description="free text, at most 2,000 characters")
 

@@ -34,7 +34,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "gvhd_prophylaxis_started": {"type": "gvhd_prophylaxis_started", **_P, "occurred_on": "2025-05-23",
                                  "agents": ["ptcy", "tacrolimus", "mmf"]},
     "stem_cell_infusion": {"type": "stem_cell_infusion", **_P, "occurred_on": "2025-05-20",
-                           "donor": "haploidentical", "source": "peripheral_blood", "hla_match": "5/10",
+                           "donor": "haploidentical", "graft_source": "peripheral_blood", "hla_match": "5/10",
                            "cd34_e6_per_kg": 8.6},
     "graft_failure": {"type": "graft_failure", **_P, "occurred_on": "2025-06-25", "kind": "primary"},
     "donor_lymphocyte_infusion": {"type": "donor_lymphocyte_infusion", **_P, "occurred_on": "2025-09-01",

@@ -9,15 +9,21 @@ from pydantic import Field, StringConstraints
 from timeline.events.envelope import HLA_MATCH_PATTERN, EventBase, measure, whole
 
 
+GraftSource = Literal["bone_marrow", "peripheral_blood", "cord_blood"]
+GRAFT_SOURCES: tuple[str, ...] = GraftSource.__args__  # type: ignore[attr-defined]
+
+
 class StemCellInfusion(EventBase):
-    """Stem cells are infused (day 0 of the first one). Here `source` is the graft source, not provenance."""
+    """Stem cells are infused (day 0 of the first one).
+
+    The graft source is `graft_source`; `source`, as on every event, says where the record came from.
+    (Stored events of the first format named the graft source `source`: they are read as `graft_source`,
+    and their ids are unchanged, see `catalogue.content_id_bytes`.)"""
 
     type: Literal["stem_cell_infusion"] = "stem_cell_infusion"
     donor: Literal["matched_sibling", "matched_unrelated", "mismatched_unrelated", "haploidentical",
                    "cord_blood", "autologous"] = Field(description="the donor")
-    # The contract names the graft source `source`; it takes the envelope field's place.
-    source: Literal["bone_marrow", "peripheral_blood", "cord_blood"] = Field(  # type: ignore[assignment]
-        description="the graft source")
+    graft_source: GraftSource = Field(description="the graft source")
     hla_match: Annotated[str, StringConstraints(pattern=HLA_MATCH_PATTERN)] | None = Field(
         None, description="HLA match as matched/typed alleles, e.g. 10/10")
     cd34_e6_per_kg: float | None = measure(

@@ -1,8 +1,8 @@
 """The graph of models: found in the rule modules, ordered by the inputs their SELECTs name.
 
 Every module of `timeline.projections.rules` is a rule module; a module that makes tables declares
-`MODELS` (a tuple of `Model`), a shared rule that is not a table (mrd) only its `Parameters` and SQL
-fragments. Nothing lists the modules or their dependencies by hand: adding a module with a model adds
+`MODELS` (a tuple of `Model`) and may declare `CHECKS` (data-quality checks, gathered into the
+`data_queries` table), a shared rule that is not a table (mrd) only its `Parameters` and SQL fragments. Nothing lists the modules or their dependencies by hand: adding a module with a model adds
 the table, and its `ref(...)`s place it in the build.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import replace
 from functools import cache
 from types import ModuleType
 
+from .checks import Check
 from .model import VISIBLE_EVENTS, Model, ModelError
 
 RULES_PACKAGE = "timeline.projections.rules"
@@ -29,14 +30,25 @@ def rule_modules() -> tuple[ModuleType, ...]:
 
 
 @cache
+def checks() -> tuple[Check, ...]:
+    """Every data-quality check of the rule modules (`CHECKS`), by module."""
+    return tuple(replace(c, module=module) for module in rule_modules() for c in getattr(module, "CHECKS", ()))
+
+
+@cache
 def models() -> dict[str, Model]:
-    """Every model by table name, in build order (each after the models it refers to)."""
+    """Every model by table name, in build order (each after the models it refers to); `data_queries`
+    gathers the checks of every rule module."""
     found: dict[str, Model] = {}
     for module in rule_modules():
         for m in getattr(module, "MODELS", ()):
             if m.name in found:
                 raise ModelError(f"table {m.name} is defined twice ({found[m.name].module} and {module})")
             found[m.name] = replace(m, module=module)
+    if checks():
+        import timeline.projections.checks as checks_module
+
+        found["data_queries"] = replace(checks_module.model(checks()), module=checks_module)
     return _ordered(found)
 
 

@@ -23,6 +23,7 @@ import duckdb
 from ..events.envelope import IDENTITY_FIELDS
 from ..store.facts import AMENDMENTS, CORRECTED, Ledger, LogRecord
 from ..store.recorders import StoredRow, raw_schema
+from ..store.upcasting import upcast_sql
 from .model import VISIBLE_EVENTS
 
 if TYPE_CHECKING:
@@ -73,14 +74,16 @@ def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = F
 
 def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchReader, name: str = "log") -> None:
     """Append raw stored rows (an Arrow table, or a stream DuckDB pulls batch by batch); the envelope
-    (patient, type, id, dates, amendment target) is parsed from the self-describing state."""
+    (patient, type, id, dates, amendment target) is parsed from the self-describing state, and a state of an
+    earlier format is upcast (`timeline.store.upcasting`)."""
     con.register("_raw_rows", raw)
     try:
         con.execute(f"""
             INSERT INTO {name}
             SELECT position, j.patient_id, j.event_id, j.type, j.occurred_on, j.recorded_at,
-                   coalesce(j.corrects, j.retracts), json_merge_patch(state, $strip)
-            FROM (SELECT position, state, from_json(state, $envelope) AS j FROM _raw_rows)
+                   coalesce(j.corrects, j.retracts), json_merge_patch({upcast_sql("state", "j.type")}, $strip)
+            FROM (SELECT position, CAST(state AS VARCHAR) AS state, from_json(state, $envelope) AS j
+                  FROM _raw_rows)   -- an empty read may come typed otherwise: state is text
         """, {"strip": _STRIP_ENVELOPE, "envelope": _ENVELOPE_STRUCT})
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the insert's

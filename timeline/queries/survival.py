@@ -29,6 +29,20 @@ def endpoint_frame(view: ProjectionView, endpoint: str, by: str | None = None) -
         f"JOIN patients p USING (patient_id) WHERE e.endpoint = ? ORDER BY e.patient_id", [endpoint])
 
 
+def left_out(view: ProjectionView) -> list[str]:
+    """Why patients are missing from the endpoints, one sentence per reason (the data queries that leave a
+    patient out of the endpoints), e.g. '1 patient left out: the death is dated before the origin'."""
+    from ..projections.rules.endpoints import LEFT_OUT
+
+    if "data_queries" not in view.tables():
+        return []
+    n = view.sql('SELECT count(DISTINCT patient_id) AS n FROM data_queries WHERE "check" = ?', [LEFT_OUT])["n"][0]
+    if not n:
+        return []
+    return [f"{n} patient{'s' if n != 1 else ''} left out of every endpoint: the death is dated before the origin "
+            f"(data query {LEFT_OUT}; `timeline check` lists them)"]
+
+
 def estimate_from(view: ProjectionView, kind: str, endpoint: str, by: str | None = None) -> pl.DataFrame:
     df = endpoint_frame(view, endpoint, by)
     if df.is_empty():

@@ -23,7 +23,7 @@ from .cumulative_incidence import AalenJohansen
 from .follow_up import FollowUp, follow_up_summary
 from .kaplan_meier import KaplanMeier
 from .labels import COMPLICATION_LABELS, complication_label, label
-from .survival import endpoint_frame
+from .survival import endpoint_frame, left_out
 from .views import ProjectionView
 
 SURVIVAL_ENDPOINTS = {"os": "Overall survival", "efs": "Event-free (failure-free) survival"}
@@ -146,7 +146,7 @@ SELECT p.patient_id, p.sex, p.birth_date, p.age_at_hsct_years, p.disease, p.diag
        cycles.blinatumomab_start_day, b.blinatumomab_last_stopped_on, b.days_blinatumomab_to_hsct,
        b.mrd_before_hsct_on, b.mrd_before_hsct_method, b.mrd_before_hsct_specimen, b.mrd_before_hsct_percent,
        b.mrd_before_hsct_below_detection, b.mrd_negative_before_hsct,
-       p.hsct_on, p.donor, p.source, p.hla_match, p.cd34_e6_per_kg, p.conditioning_intensity,
+       p.hsct_on, p.donor, p.graft_source, p.hla_match, p.cd34_e6_per_kg, p.conditioning_intensity,
        p.conditioning_regimen, p.conditioning_day, p.tbi_gy, p.serotherapy, p.gvhd_prophylaxis,
        g.neutrophil_day, g.platelet_day, g.graft_failure,
        p.full_donor_chimerism_day, p.full_donor_chimerism_sustained,
@@ -340,7 +340,7 @@ def _table1(p: pl.DataFrame) -> pl.DataFrame:
     add(S, "Last MRD before HSCT", "; ".join(mrd) or "–")
     S = "Donor and graft"
     add(S, "Donor", counts_text(col("donor").to_list()))
-    add(S, "Graft source", counts_text(col("source").to_list()))
+    add(S, "Graft source", counts_text(col("graft_source").to_list()))
     add(S, "HLA match", counts_text(col("hla_match").to_list()))
     add(S, "CD34+ cells ×10⁶/kg, median (range)", median_range(col("cd34_e6_per_kg").to_list()))
     S = "Conditioning and GVHD prophylaxis"
@@ -456,7 +456,7 @@ def _values(p: pl.DataFrame, comp: pl.DataFrame, infections: pl.DataFrame, ends:
         "blinatumomab_completed_all": sum(1 for v in vals("blinatumomab_all_completed") if v),
         "mrd_negative_before_hsct": sum(1 for v in vals("mrd_negative_before_hsct") if v),
         "donor": tally("donor"),
-        "source": tally("source"),
+        "graft_source": tally("graft_source"),
         "median_days_blinatumomab_to_hsct": med("days_blinatumomab_to_hsct"),
         "days_blinatumomab_to_hsct_range": rng("days_blinatumomab_to_hsct"),
         "median_cd34_e6_per_kg": med("cd34_e6_per_kg"),
@@ -525,4 +525,5 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
         outcomes=_outcomes(p, values, comp_table, infections, survival_summary, fu, nrm_1y),
         complications=comp_table, infections=infections,
         survival={k: (v.table if v is not None else None) for k, v in kms.items()},
-        survival_summary=survival_summary, follow_up=fu, values=values, notes=list(view.notes), **frames)
+        survival_summary=survival_summary, follow_up=fu, values=values, notes=[*view.notes, *left_out(view)],
+        **frames)

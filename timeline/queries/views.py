@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ..projections.build import build
+from ..projections.build import build, quote_ident
 from ..projections.loader import load_visible
 from ..projections.parameters import Params
 from ..projections.runner import FileState, is_lock_conflict, read_state
@@ -49,7 +49,9 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
 
 
 def lock_down(con: duckdb.DuckDBPyConnection) -> None:
-    """No file access from SQL, and no setting can be changed back."""
+    """No file access from SQL, and no setting can be changed back (a connection locked already stays so)."""
+    if con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]:
+        return
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
@@ -61,25 +63,33 @@ class ProjectionView:
     (e.g. that the file is behind the store)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, description: str, notes: Sequence[str] = (),
-                 state: FileState | None = None):
+                 state: FileState | None = None, on_close: Callable[[], None] | None = None,
+                 prepare: Callable[[str], None] | None = None):
         self._con = con
+        self._prepare = prepare  # fills the tables a query reads first (a replay computes them on demand)
         self.description = description
         self.notes = list(notes)
         self.state = state
+        self._on_close = on_close or con.close
+
+    def _ready(self, query: str) -> None:
+        check_read_only(self._con, query)
+        if self._prepare is not None:
+            self._prepare(query)
 
     def relation(self, query: str) -> duckdb.DuckDBPyRelation:
-        check_read_only(self._con, query)
+        self._ready(query)
         return self._con.sql(query)
 
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pl.DataFrame:
         """Run one read-only query; the result as a polars DataFrame."""
-        check_read_only(self._con, query)
+        self._ready(query)
         return self._con.sql(query, params=list(params) if params is not None else None).pl()
 
     def table(self, name: str) -> pl.DataFrame:
         if name not in self.tables():
             raise KeyError(f"no table {name!r}; tables: {', '.join(self.tables())}")
-        return self._con.table(name).pl()
+        return self.sql(f"SELECT * FROM {quote_ident(name)}")
 
     def tables(self) -> list[str]:
         """The projection tables (temporary ones shadow the file's of the same name)."""
@@ -88,7 +98,7 @@ class ProjectionView:
             "AND NOT starts_with(table_name, '_') AND table_name <> 'log' ORDER BY 1").fetchall()]
 
     def close(self) -> None:
-        self._con.close()
+        self._on_close()
 
     def __enter__(self) -> ProjectionView:
         return self
@@ -140,7 +150,9 @@ def open_file(path: Path, as_of: date | None = None, known_at: datetime | None =
                           state=state)
 
 
-def view_of(con: duckdb.DuckDBPyConnection, description: str, notes: Sequence[str] = ()) -> ProjectionView:
-    """An in-memory connection holding built tables (a replay, a fresh build), as a read-only view."""
+def view_of(con: duckdb.DuckDBPyConnection, description: str, on_close: Callable[[], None] | None = None,
+            prepare: Callable[[str], None] | None = None) -> ProjectionView:
+    """An in-memory connection holding built tables (a replay, a fresh build), as a read-only view; closing
+    the view calls `on_close` (default: closes the connection); `prepare` fills a replay's tables on demand."""
     lock_down(con)
-    return ProjectionView(con, description, notes)
+    return ProjectionView(con, description, on_close=on_close, prepare=prepare)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +27,7 @@ from ..clock import us_to_datetime
 from ..events.problems import Problem, RejectedError
 from ..settings import SQLITE_FILE, store_location
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
+from .upcasting import upcast
 from .recorders import (
     AppendTransaction,
     IntegrityError,
@@ -62,10 +65,17 @@ class Prepared(NamedTuple):
     body: bytes  # canonical public JSON, with event_id, without recorded_at
     target: bytes | None = None  # the event an amendment corrects or retracts
     line: int | None = None  # where it came from, for error messages
+    source_record_id: str | None = None  # the record's id in the system it came from
 
     @property
     def event_uuid(self) -> uuid.UUID:
         return uuid.UUID(bytes=self.event_id)
+
+
+# Named getters of Prepared's fields: a batch of plain tuples is read by name, at C speed
+_PATIENT, _EVENT_ID, _DIGEST, _TARGET, _SOURCE_RECORD = (
+    itemgetter(Prepared._fields.index(name))
+    for name in ("patient_id", "event_id", "digest", "target", "source_record_id"))
 
 
 class NoStoreError(FileNotFoundError):
@@ -76,11 +86,22 @@ class NoStoreError(FileNotFoundError):
 class AppendReport:
     new: int = 0
     present: int = 0
+    corrected: int = 0  # source records ingested again with other content: a correction recorded for each
     problems: list[Problem] = field(default_factory=list)
+    dry_run: bool = False  # nothing was stored: the counts say what would have been
+
+
+#: Makes the correction of a stored event by a re-ingested source record: (the new record, the event id of
+#: the record's first version) -> the prepared `event_corrected`, or a Problem.
+Corrector = Callable[["Prepared", bytes], "Prepared | Problem"]
+
+
+class _DryRun(Exception):
+    """Ends a dry-run append: its transaction is rolled back."""
 
 
 def record_from_row(row: StoredRow) -> LogRecord:
-    data = json.loads(row.state)
+    data = upcast(json.loads(row.state))
     recorded_at = parse_recorded_at(data.pop("recorded_at"))
     return LogRecord(
         position=row.position,
@@ -103,11 +124,13 @@ class _Appender:
     amended patients, so memory stays flat whatever the input size.
     """
 
-    def __init__(self, tx: AppendTransaction, now_us: Callable[[], int]):
+    def __init__(self, tx: AppendTransaction, now_us: Callable[[], int], corrector: Corrector | None = None):
         self.tx = tx
         self.now_us = now_us
+        self.corrector = corrector
         self.seen: dict[bytes, Prepared] = {}  # this batch's ids
         self.ledgers: dict[str, Ledger] = {}
+        self.sources: dict[str, tuple[str, bytes, bytes]] = {}  # source records met in this append
         self.report = AppendReport()
 
     def _ledger(self, patient_id: str) -> Ledger:
@@ -125,15 +148,23 @@ class _Appender:
         the process boundary faster); they are unpacked by name, never indexed."""
         rep = self.report
         self.seen = {}
-        pids = list(dict.fromkeys(pid for pid, *_ in batch))
+        pids = list(dict.fromkeys(map(_PATIENT, batch)))
         versions = self.tx.next_versions(pids)
         stored = self.tx.stream_ids([pid for pid in pids if versions[pid] > 1])  # eid -> (pid, version, digest)
-        explicit = [eid for _pid, eid, digest, *_ in batch if eid != digest]
+        explicit = [eid for eid, digest in zip(map(_EVENT_ID, batch), map(_DIGEST, batch), strict=True)
+                    if eid != digest]
         if explicit:
             stored.update(self.tx.explicit_ids(explicit))
+        wanted = [sid for sid in map(_SOURCE_RECORD, batch) if sid is not None and sid not in self.sources]
+        if wanted:
+            self.sources.update(self.tx.source_records(list(dict.fromkeys(wanted))))
         fresh: list = []
+        source_rows: dict[str, tuple[str, str, bytes, bytes]] = {}
+        corrected_before = rep.corrected
         for p in batch:
-            pid, eid, digest, _kind, _on, body, target, line = p
+            pid, eid, digest, _kind, _on, body, _target, line, sid = p
+            if sid is not None and not self._source_record(p, fresh, source_rows):
+                continue  # a source record already stored: present, corrected, or a problem
             prior = self.seen.get(eid)
             if prior is None and eid not in stored:
                 self.seen[eid] = p
@@ -141,7 +172,7 @@ class _Appender:
                 continue
             shown = str(uuid.UUID(bytes=eid))
             if prior is not None:
-                _pid, _eid, prior_digest, _k, _o, prior_body, _t, prior_line = prior
+                _pid, _eid, prior_digest, _k, _o, prior_body, _t, prior_line, _sid = prior
                 if prior_digest == digest:
                     rep.present += 1
                 else:
@@ -153,27 +184,61 @@ class _Appender:
             if stored_digest == digest and owner == pid:
                 rep.present += 1
                 continue
+            if owner != pid:
+                rep.problems.append(Problem("event_id", shown, "already the id of an event of another patient; "
+                                            "an event id is unique in the store", line))
+                continue
             existing = self.tx.stream(owner)[version - 1].state.decode()
             rep.problems.append(Problem(
-                "event_id", shown, f"already recorded (patient {owner}) with other content: stored {existing} "
-                f"vs new {body.decode()}", line))
-        if any(target is not None for *_, target, _line in fresh):
+                "event_id", shown, f"already recorded with other content: stored {existing} vs new {body.decode()}",
+                line))
+        if any(target is not None for target in map(_TARGET, fresh)):
             self._check_amendments(fresh)
         if not fresh:
             return
         rows, explicit_rows, last_us = self._rows(fresh)
-        self.tx.insert(rows, explicit_rows, last_us)
-        rep.new += len(fresh)
+        self.tx.insert(rows, explicit_rows, last_us, list(source_rows.values()))
+        rep.new += len(fresh) - (rep.corrected - corrected_before)  # a correction made here is not a new record
+
+    def _source_record(self, p: Prepared, fresh: list, source_rows: dict) -> bool:
+        """A new event that names its source record: True to append it as it is (the record is new);
+        False when it is handled here: already present (same content), a correction of the stored record
+        (other content), or a problem."""
+        pid, eid, digest, _kind, _on, _body, _target, line, sid = p
+        known = self.sources.get(sid)
+        if known is None:
+            self.sources[sid] = (pid, eid, digest)
+            source_rows[sid] = (sid, pid, eid, digest)
+            return True
+        owner, first_eid, latest = known
+        if owner != pid:
+            self.report.problems.append(Problem("source_record_id", sid, "already the source record of an event "
+                                                "of another patient", line))
+        elif latest == digest:
+            self.report.present += 1
+        elif self.corrector is None:
+            self.report.problems.append(Problem("source_record_id", sid, "already stored with other content", line))
+        else:
+            correction = self.corrector(p, first_eid)
+            if isinstance(correction, Problem):
+                self.report.problems.append(correction)
+                return False
+            self.sources[sid] = (pid, first_eid, digest)
+            source_rows[sid] = (sid, pid, first_eid, digest)
+            self.seen[correction.event_id] = correction
+            fresh.append(correction)
+            self.report.corrected += 1
+        return False
 
     def _rows(self, fresh: list) -> tuple[list[tuple], list[tuple], int]:
         """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and the index rows
         of explicitly given ids."""
-        versions = self.tx.next_versions(list(dict.fromkeys(pid for pid, *_ in fresh)))
+        versions = self.tx.next_versions(list(dict.fromkeys(map(_PATIENT, fresh))))
         base = max(self.now_us(), self.tx.last_us + 1)
         rows, explicit = [], []
         second, prefix = -1, b""
         us = base
-        for pid, eid, digest, kind, _on, body, _target, _line in fresh:
+        for pid, eid, digest, kind, _on, body, _target, _line, _sid in fresh:
             if us // 1_000_000 != second:
                 second = us // 1_000_000
                 prefix = us_to_datetime(second * 1_000_000).strftime(',"recorded_at":"%Y-%m-%dT%H:%M:%S').encode()
@@ -240,17 +305,7 @@ class EventStore:
             name = f"file:timeline-{uuid.uuid4().hex}?mode=memory&cache=shared"
             return cls(sqlite_recorder(name), loc, None)
         if loc.startswith(("postgresql://", "postgres://")):
-            u = urlparse(loc)
-            schema = parse_qs(u.query).get("schema", [""])[0]
-            rec = postgres_recorder(
-                dbname=(u.path or "/").lstrip("/") or "postgres",
-                host=u.hostname or "localhost",
-                port=u.port or 5432,
-                user=unquote(u.username or os.environ.get("USER", "postgres")),
-                password=unquote(u.password or ""),
-                schema=schema,
-            )
-            return cls(rec, loc, None)
+            return cls(_postgres(loc), loc, None)
         folder = Path(loc)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"store location {loc!r} is a file; give a data folder (or postgresql://…, memory)")
@@ -265,8 +320,13 @@ class EventStore:
 
     # -- writing -------------------------------------------------------------------------------------
     def append(self, source: Callable[[], Iterable[Prepared | Problem | list]], what: str = "input",
-               on_batch: Callable[[AppendReport], None] | None = None) -> AppendReport:
+               on_batch: Callable[[AppendReport], None] | None = None, *, corrector: Corrector | None = None,
+               dry_run: bool = False) -> AppendReport:
         """Append everything `source()` yields in one transaction, or nothing.
+
+        `corrector` makes the correction of a stored source record ingested again with other content
+        (without it, that is a problem). `dry_run`: everything is checked and counted as for a real append,
+        then the transaction is rolled back; the report says what would have been stored.
 
         `source` yields prepared events (or plain tuples in their field order), problems, or whole lists of
         them (a block of a bulk reader, appended as one batch); it is a callable so the whole input can be
@@ -277,7 +337,7 @@ class EventStore:
         """
         for attempt in range(1, MAX_RETRIES + 1):
             try:
-                return self._append_once(source, what, on_batch)
+                return self._append_once(source, what, on_batch, corrector, dry_run)
             except (IntegrityError, sqlite3.IntegrityError, _pg_unique_violation()) as e:
                 if attempt == MAX_RETRIES:
                     raise
@@ -286,9 +346,18 @@ class EventStore:
         raise AssertionError("unreachable")
 
     def _append_once(self, source: Callable[[], Iterable[Prepared | Problem]], what: str,
-                     on_batch: Callable[[AppendReport], None] | None) -> AppendReport:
+                     on_batch: Callable[[AppendReport], None] | None, corrector: Corrector | None,
+                     dry_run: bool) -> AppendReport:
+        try:
+            return self._append_transaction(source, what, on_batch, corrector, dry_run)
+        except _DryRun as done:
+            return done.args[0]
+
+    def _append_transaction(self, source: Callable[[], Iterable[Prepared | Problem]], what: str,
+                            on_batch: Callable[[AppendReport], None] | None, corrector: Corrector | None,
+                            dry_run: bool) -> AppendReport:
         with self.recorder.append_transaction() as tx:
-            app = _Appender(tx, self.now_us)
+            app = _Appender(tx, self.now_us, corrector)
             batch: list[Prepared] = []
             for item in source():
                 if type(item) is list:  # a whole block from a bulk reader: append it as it is
@@ -318,6 +387,9 @@ class EventStore:
                     on_batch(app.report)
             if app.report.problems:
                 raise RejectedError(sorted(app.report.problems, key=lambda p: (p.line or 0)), what)
+            if dry_run:
+                app.report.dry_run = True
+                raise _DryRun(app.report)  # leaves the transaction: it is rolled back
             return app.report
 
     # -- reading -------------------------------------------------------------------------------------
@@ -348,6 +420,33 @@ class EventStore:
         for rows in self.records():
             recs.extend(record_from_row(r) for r in rows)
         return fold(recs, known_at)
+
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}").fullmatch
+
+
+def _postgres(url: str) -> TimelineRecorderMixin:
+    """The PostgreSQL recorder named by a URL; a server that cannot be reached is one line naming host,
+    port, database and cause."""
+    import psycopg
+
+    u = urlparse(url)
+    schema = parse_qs(u.query).get("schema", [""])[0]
+    if schema and not _SCHEMA_NAME(schema):
+        raise ValueError(f"schema {schema!r} in the store URL: a schema name is a letter or _ then letters, digits "
+                         "or _ (at most 63)")
+    where = dict(dbname=(u.path or "/").lstrip("/") or "postgres", host=u.hostname or "localhost", port=u.port or 5432)
+    try:
+        return postgres_recorder(**where, user=unquote(u.username or os.environ.get("USER", "postgres")),
+                                 password=unquote(u.password or ""), schema=schema)
+    except psycopg.OperationalError as e:
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
+        raise StoreConnectionError(f"cannot connect to PostgreSQL at {where['host']}:{where['port']}, database "
+                                   f"{where['dbname']!r}: {cause}") from None
+
+
+class StoreConnectionError(ConnectionError):
+    """The store's server cannot be reached (or refuses the connection)."""
 
 
 def _pg_unique_violation() -> type[BaseException]:

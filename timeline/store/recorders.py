@@ -86,7 +86,7 @@ class Dialect:
     ph: str  # parameter placeholder
     blob: str  # byte-string column type
     lock_clock: str  # statement that takes the writers' lock and returns the clock
-    find_text: str  # SELECT of the stream holding a piece of text in its state
+    contains: str  # condition: the state holds the text bound to the placeholder
     position: str  # the library's notification id column (the log position)
     state_text: str  # the state column as text
     ids_options: str = ""  # table options of the id index
@@ -101,7 +101,7 @@ SQLITE = Dialect(
     # In SQLite the first write of a transaction takes the database's write lock (waiting up to the
     # busy timeout), so this no-op update serialises writers before anything is read.
     lock_clock="UPDATE {clock} SET last_us = last_us WHERE id = 1 RETURNING last_us",
-    find_text="SELECT originator_id FROM {table} WHERE instr(CAST(state AS TEXT), ?) > 0 LIMIT 1",
+    contains="instr(CAST(state AS TEXT), ?) > 0",
     position="rowid",
     state_text="CAST(state AS TEXT)",
     ids_options=" WITHOUT ROWID",
@@ -110,7 +110,7 @@ POSTGRES = Dialect(
     ph="%s",
     blob="BYTEA",
     lock_clock="SELECT last_us FROM {clock} WHERE id = 1 FOR UPDATE",
-    find_text="SELECT originator_id FROM {table} WHERE position(? in convert_from(state, 'UTF8')) > 0 LIMIT 1",
+    contains="position(? in convert_from(state, 'UTF8')) > 0",
     position="notification_id",
     state_text="convert_from(state, 'UTF8')",
 )
@@ -123,6 +123,7 @@ class Names:
     events: str
     ids: str
     clock: str
+    sources: str
 
 
 def _tables(d: Dialect, n: Names) -> list[str]:
@@ -131,6 +132,9 @@ def _tables(d: Dialect, n: Names) -> list[str]:
         f"event_id {d.blob} PRIMARY KEY, patient_id TEXT NOT NULL, "
         f"version BIGINT NOT NULL, digest {d.blob} NOT NULL){d.ids_options}",
         f"CREATE TABLE IF NOT EXISTS {n.clock} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {n.sources} ("
+        f"source_record_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, event_id {d.blob} NOT NULL, "
+        f"digest {d.blob} NOT NULL){d.ids_options}",
         f"INSERT INTO {n.clock} (id, last_us) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     ]
 
@@ -163,6 +167,12 @@ class AppendTransaction:
             rows.extend(self._rows())
         return rows
 
+    def source_records(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes, bytes]]:
+        """source_record_id -> (patient_id, event_id of the first record, digest of its latest content)."""
+        rows = self._select_in(f"SELECT source_record_id, patient_id, event_id, digest FROM {self.n.sources}",
+                               "source_record_id", ids)
+        return {sid: (pid, bytes(eid), bytes(dig)) for sid, pid, eid, dig in rows}
+
     def explicit_ids(self, event_ids: Sequence[bytes]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) for the explicitly given ids already stored."""
         rows = self._select_in(f"SELECT event_id, patient_id, version, digest FROM {self.n.ids}", "event_id",
@@ -181,7 +191,8 @@ class AppendTransaction:
 
     def owner_of(self, event_id: str) -> str | None:
         """The patient whose stream holds `event_id` (a scan: only to word an error)."""
-        self.c.execute(self.d.sql(self.d.find_text.format(table=self.table)), [f'"event_id":"{event_id}"'])
+        self.c.execute(self.d.sql(f"SELECT originator_id FROM {self.table} WHERE {self.d.contains} LIMIT 1"),
+                       [f'"event_id":"{event_id}"'])
         rows = self._rows()
         return rows[0][0] if rows else None
 
@@ -212,9 +223,11 @@ class AppendTransaction:
         rows: Sequence[tuple[str, int, str, bytes]],
         ids: Sequence[tuple[bytes, str, int, bytes]],
         last_us: int,
+        sources: Sequence[tuple[str, str, bytes, bytes]] = (),
     ) -> None:
-        """Insert stream rows (patient, version, type, state) and the index rows of explicitly given ids;
-        advance the clock.
+        """Insert stream rows (patient, version, type, state), the index rows of explicitly given ids and of
+        source records (source_record_id, patient, first event id, latest digest: a new digest replaces the
+        old); advance the clock.
 
         A concurrent writer that slipped past the lock (one not using this module) makes the primary
         key of (patient, version) or of event_id fail: the caller retries the whole transaction.
@@ -226,6 +239,14 @@ class AppendTransaction:
             ),
             ids,
         )
+        if sources:
+            self.c.executemany(
+                self.d.sql(
+                    f"INSERT INTO {self.n.sources} (source_record_id, patient_id, event_id, digest) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (source_record_id) DO UPDATE SET digest = excluded.digest"
+                ),
+                sources,
+            )
         self._insert_rows(rows, last_us)
 
     def _insert_rows(self, rows: Sequence[tuple[str, int, str, bytes]], last_us: int) -> None:
@@ -253,7 +274,8 @@ class TimelineRecorderMixin:
     def names(self) -> Names:
         schema = getattr(self.datastore, "schema", "")  # type: ignore[attr-defined]
         q = (lambda t: f'"{schema}".{t}') if schema else (lambda t: t)
-        return Names(q(self.events_table_name), q("timeline_explicit_ids"), q("timeline_clock"))
+        return Names(q(self.events_table_name), q("timeline_explicit_ids"), q("timeline_clock"),
+                     q("timeline_source_records"))
 
     def create_timeline_tables(self) -> None:
         # Look before writing: a write in an SQLite read transaction fails at once ("database is
@@ -268,6 +290,7 @@ class TimelineRecorderMixin:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             try:
                 c.execute(f"SELECT count(*) FROM {self.names.ids} WHERE 1 = 0")
+                c.execute(f"SELECT count(*) FROM {self.names.sources} WHERE 1 = 0")
                 c.execute(f"SELECT last_us FROM {self.names.clock} WHERE id = 1")
                 return bool(c.fetchall())
             except Exception:  # noqa: BLE001 - a table does not exist yet
@@ -343,6 +366,25 @@ class TimelineRecorderMixin:
                                                  schema=schema)
 
         yield pa.RecordBatchReader.from_batches(schema, batches())
+
+    def find_event_ids(self, prefix: str, patient_id: str | None = None) -> list[tuple[str, str]]:
+        """(patient, event id) of the stored events whose id begins with `prefix` (lower-case hex and
+        dashes): through one stream when the patient is given, else a scan of every state."""
+        needle = f'"event_id":"{prefix}'
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            sql = (f"SELECT originator_id, {self.dialect.state_text} FROM {self.names.events} "
+                   f"WHERE {self.dialect.contains}")
+            args: list[Any] = [needle]
+            if patient_id is not None:
+                sql += " AND originator_id = ?"
+                args.append(patient_id)
+            cur.execute(self.dialect.sql(sql), args)
+            found = []
+            for pid, state in cur.fetchall():
+                cut = state.rindex('"event_id":"') + 12
+                found.append((pid, state[cut:cut + 36]))
+            return found
 
     def patient_ids(self) -> list[str]:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]

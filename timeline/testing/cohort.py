@@ -799,7 +799,7 @@ def _gvhd_prophylaxis(c: _Course, serotherapy: str) -> None:
 def _stem_cell_infusion(c: _Course) -> None:
     """The infusion on day 0, a haploidentical second one after graft failure, and the graft failure."""
     rnd, d0 = c.rnd, c.d0
-    body = f',"donor":"{c.donor}","source":"{c.source}"'
+    body = f',"donor":"{c.donor}","graft_source":"{c.source}"'
     if rnd() < 0.9:
         body += f',"hla_match":"{c.hla}"'
     if rnd() < 0.95:
@@ -807,7 +807,7 @@ def _stem_cell_infusion(c: _Course) -> None:
     c.ev(d0, "stem_cell_infusion", body + ',"transplant_number":1')
     if c.second_hsct is not None:
         c.ev(d0 + c.second_hsct, "stem_cell_infusion",
-             ',"donor":"haploidentical","source":"peripheral_blood","hla_match":"5/10","cd34_e6_per_kg":'
+             ',"donor":"haploidentical","graft_source":"peripheral_blood","hla_match":"5/10","cd34_e6_per_kg":'
              + _F2[500 + int(rnd() * 500)] + ',"transplant_number":2')
     if c.graft_failure and rnd() < 0.85:
         c.ev(d0 + 28 + int(rnd() * 8), "graft_failure", ',"kind":"primary"')

@@ -206,7 +206,7 @@ def patient_history(draw: st.DrawFn, patient_id: str | None = None) -> list[dict
     donor = draw(st.sampled_from(
         ("haploidentical", "matched_sibling", "matched_unrelated", "mismatched_unrelated", "cord_blood")))
     source = "cord_blood" if donor == "cord_blood" else draw(st.sampled_from(("peripheral_blood", "bone_marrow")))
-    b.add(0, "stem_cell_infusion", donor=donor, source=source,
+    b.add(0, "stem_cell_infusion", donor=donor, graft_source=source,
           cd34_e6_per_kg=draw(st.sampled_from((None, 5.2, 0.3))), transplant_number=1)
 
     relapse_after = None

@@ -11,6 +11,7 @@ started_on; `completed` = its last stop says `completed`. `bridging` counts thes
 from __future__ import annotations
 
 from ..model import Column, Model
+from ..checks import Check
 
 STOP_REASONS = ("completed", "toxicity", "progression", "transplant", "other")
 
@@ -53,3 +54,29 @@ FROM starts FULL OUTER JOIN stops USING (patient_id, cycle)
 )
 
 MODELS = (BLINATUMOMAB_CYCLES,)
+
+CHECKS = (
+    Check("blinatumomab_stop_before_start", "error",
+          "A blinatumomab cycle stopped before it started: its infusion days are negative.",
+          """SELECT patient_id, NULL AS event_id, stopped_on AS occurred_on,
+                    'blinatumomab cycle ' || cycle || ' stopped on ' || stopped_on || ', before its start on '
+                        || started_on AS message,
+                    'correct the date of the start or of the stop' AS suggestion
+             FROM ref('blinatumomab_cycles') WHERE stopped_on < started_on"""),
+    Check("blinatumomab_stop_without_start", "warning",
+          "A blinatumomab cycle stopped but never started (before day 0): it is not counted as a cycle.",
+          """SELECT patient_id, NULL, stopped_on,
+                    'blinatumomab cycle ' || cycle || ' stopped on ' || stopped_on || ' without a start',
+                    'record the blinatumomab_started of the cycle, or correct the cycle number of the stop'
+             FROM ref('blinatumomab_cycles') WHERE started_on IS NULL"""),
+    Check("blinatumomab_cycles_overlap", "warning",
+          "A blinatumomab cycle starting before the previous cycle stopped (the cycle numbers or dates are wrong).",
+          """SELECT patient_id, NULL, started_on,
+                    'blinatumomab cycle ' || cycle || ' started on ' || started_on || ', before cycle ' || prev_cycle
+                        || ' stopped on ' || prev_stopped_on,
+                    'correct the dates or the cycle numbers'
+             FROM (SELECT *, lag(cycle) OVER w AS prev_cycle, lag(stopped_on) OVER w AS prev_stopped_on
+                   FROM ref('blinatumomab_cycles') WHERE started_on IS NOT NULL
+                   WINDOW w AS (PARTITION BY patient_id ORDER BY started_on, cycle))
+             WHERE started_on < prev_stopped_on"""),
+)

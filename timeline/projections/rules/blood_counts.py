@@ -8,6 +8,7 @@ product. Engraftment reads its counts and platelet transfusions from here.
 from __future__ import annotations
 
 from ..model import Column, Model
+from ..checks import Check
 
 BLOOD_COUNTS = Model(
     name="blood_counts",
@@ -26,14 +27,14 @@ BLOOD_COUNTS = Model(
     ),
     sql="""
 SELECT patient_id, occurred_on, any_value(day) AS day,
-       min(TRY_CAST(x[1] AS DOUBLE)) AS anc_e9_per_l, min(TRY_CAST(x[2] AS DOUBLE)) AS platelets_e9_per_l,
-       min(TRY_CAST(x[3] AS DOUBLE)) AS wbc_e9_per_l, min(TRY_CAST(x[4] AS DOUBLE)) AS hb_g_per_dl,
-       coalesce(bool_or(type = 'transfusion' AND x[5] = 'platelets'), false) AS platelets_transfused,
-       coalesce(bool_or(type = 'transfusion' AND x[5] = 'red_cells'), false) AS red_cells_transfused
+       min(x.anc_e9_per_l) AS anc_e9_per_l, min(x.platelets_e9_per_l) AS platelets_e9_per_l,
+       min(x.wbc_e9_per_l) AS wbc_e9_per_l, min(x.hb_g_per_dl) AS hb_g_per_dl,
+       coalesce(bool_or(x.product = 'platelets'), false) AS platelets_transfused,
+       coalesce(bool_or(x.product = 'red_cells'), false) AS red_cells_transfused
 FROM (
-    SELECT patient_id, occurred_on, day, type,
-           json_extract_string(payload, ['anc_e9_per_l', 'platelets_e9_per_l', 'wbc_e9_per_l', 'hb_g_per_dl',
-                                         'product']) AS x
+    SELECT patient_id, occurred_on, day,
+           from_json(payload, '{"anc_e9_per_l": "DOUBLE", "platelets_e9_per_l": "DOUBLE", "wbc_e9_per_l": "DOUBLE",
+                                "hb_g_per_dl": "DOUBLE", "product": "VARCHAR"}') AS x   -- one typed parse
     FROM ref('events') WHERE type IN ('blood_count', 'transfusion')
 )
 GROUP BY patient_id, occurred_on
@@ -41,3 +42,16 @@ GROUP BY patient_id, occurred_on
 )
 
 MODELS = (BLOOD_COUNTS,)
+
+CHECKS = (
+    Check("counts_before_day0_unused", "warning",
+          "Blood counts dated before day 0: no rule uses them (engraftment counts from day 1). One finding per "
+          "patient, so that counts dated against the wrong transplant, or before an infusion that is missing, show.",
+          """SELECT patient_id, NULL AS event_id, min(occurred_on) AS occurred_on,
+                    count(*) || ' blood count day(s) before day 0 (from ' || min(occurred_on) || ' to '
+                        || max(occurred_on) || ') are used by no rule' AS message,
+                    'none if they are pre-transplant counts; else check the dates or the infusion' AS suggestion
+             FROM ref('blood_counts')
+             WHERE day < 0 AND (anc_e9_per_l IS NOT NULL OR platelets_e9_per_l IS NOT NULL)
+             GROUP BY patient_id"""),
+)

@@ -9,6 +9,7 @@ transplant); the first relapse is `patients.first_relapse_before_hsct_on`.
 from __future__ import annotations
 
 from ..model import Column, Model
+from ..checks import Check
 
 PRIOR_THERAPY = Model(
     name="prior_therapy",
@@ -35,3 +36,18 @@ GROUP BY e.patient_id
 )
 
 MODELS = (PRIOR_THERAPY,)
+
+CHECKS = (
+    Check("chemotherapy_stop_before_start", "error",
+          "A chemotherapy regimen stopped before any start of the same regimen.",
+          """SELECT s.patient_id, s.event_id, s.occurred_on,
+                    (s.payload->>'regimen') || ' stopped on ' || s.occurred_on || ', before its first start on '
+                        || min(b.occurred_on) AS message,
+                    'correct the date of the start or of the stop, or the regimen name' AS suggestion
+             FROM ref('events') s JOIN ref('events') b
+               ON b.patient_id = s.patient_id AND b.type = 'chemotherapy_started'
+              AND b.payload->>'regimen' = s.payload->>'regimen'
+             WHERE s.type = 'chemotherapy_stopped'
+             GROUP BY s.patient_id, s.event_id, s.occurred_on, s.payload->>'regimen'
+             HAVING s.occurred_on < min(b.occurred_on)"""),
+)

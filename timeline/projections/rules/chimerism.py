@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..checks import Check
 from ..model import Column, Model
 from ..parameters import check_bool, check_number, parameter
 from ..references import cite
@@ -29,7 +30,16 @@ class Parameters:
         5.0, "A test is low donor (the graft-loss range) when donor % is below this; otherwise mixed.",
         "% donor cells", cite("SUREDA-2024", "CIBMTR-FIM") + " (WAS form: < 5 % host only)")
 
+    chimerism_fraction_at_most_percent: float = parameter(
+        1.0, "A donor % at or below this after a test above chimerism_fraction_after_percent is queried: a "
+        "fraction (0.97 for 97 %)?", "% donor cells", "a data-quality threshold of this engine (not a clinical definition)")
+    chimerism_fraction_after_percent: float = parameter(
+        50.0, "The earlier test above which a donor % at or below chimerism_fraction_at_most_percent is queried.",
+        "% donor cells", "a data-quality threshold of this engine (not a clinical definition)")
+
     def __post_init__(self) -> None:
+        check_number("chimerism_fraction_at_most_percent", self.chimerism_fraction_at_most_percent, 0, 100)
+        check_number("chimerism_fraction_after_percent", self.chimerism_fraction_after_percent, 0, 100)
         check_number("full_donor_chimerism_above_percent", self.full_donor_chimerism_above_percent, 0, 100)
         check_number("low_donor_chimerism_below_percent", self.low_donor_chimerism_below_percent, 0, 100)
         check_bool("full_donor_chimerism_threshold_inclusive", self.full_donor_chimerism_threshold_inclusive)
@@ -72,3 +82,19 @@ FROM (SELECT *, TRY_CAST(payload->>'donor_percent' AS DOUBLE) AS donor_percent
 )
 
 MODELS = (CHIMERISM,)
+
+CHECKS = (
+    Check("chimerism_looks_like_a_fraction", "warning",
+          "A donor percentage at or below `chimerism_fraction_at_most_percent` after an earlier test above "
+          "`chimerism_fraction_after_percent`: a fraction typed for a percentage (0.97 for 97 %)? It is classed as "
+          "it stands (low donor).",
+          """SELECT patient_id, event_id, occurred_on,
+                    'donor chimerism ' || donor_percent || ' % on ' || occurred_on || ' after ' || earlier_max
+                        || ' % earlier: a fraction? (as a percentage: ' || round(100 * donor_percent, 4) || ' %)',
+                    'correct donor_percent to the percentage (timeline correct ID donor_percent=…)'
+             FROM (SELECT *, max(donor_percent) OVER (PARTITION BY patient_id ORDER BY occurred_on
+                                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS earlier_max
+                   FROM ref('chimerism'))
+             WHERE donor_percent <= $chimerism_fraction_at_most_percent
+               AND earlier_max > $chimerism_fraction_after_percent"""),
+)

@@ -11,10 +11,13 @@
   it, an acute response `progression` ≥ `sr_agvhd_progression_days` or `no_response` ≥
   `sr_agvhd_no_response_days` after that start (response date - start date; the earliest qualifying start).
   Onset = the first response establishing it; the detail names the criterion that fired.
-- `cgvhd` = the first chronic diagnosis (detail: maximum and initial NIH severity); `cgvhd_systemic` = the
-  first chronic `gvhd_treatment_started` (onset = that treatment date).
+- `cgvhd` = the first chronic diagnosis (detail: maximum and initial NIH severity); `cgvhd_systemic` = a
+  chronic diagnosis with a chronic `gvhd_treatment_started`, dated at the first chronic diagnosis whether the
+  treatment started before or after it (the detail gives the treatment start). A chronic treatment without
+  a chronic diagnosis is a data query, not chronic GVHD.
 - Viral reactivation `<virus>_reactivation`: a `viral_reactivation` event, or a `viral_load` of that virus ≥
-  `viral_reactivation_iu_per_ml` at day ≥ 1 (below-detection loads count as 0). A positive starts a new
+  `viral_reactivation_iu_per_ml`, both only from day 1 (below-detection loads count as 0; a recorded
+  reactivation on or before day 0 is a data query, neither a row nor an endpoint event). A positive starts a new
   episode only if the loads below threshold since the previous positive span ≥ `viral_episode_gap_days`
   (last below-threshold load - first one); episodes are numbered in `episode` and in the detail.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..checks import Check
 from ..model import Column, Model
 from ..parameters import check_int, check_number, parameter
 from ..references import cite
@@ -172,12 +176,14 @@ cgvhd AS (
                || '; at diagnosis ' || arg_min(severity, (occurred_on, -severity_rank)) AS detail,
            CAST(NULL AS INTEGER) AS grade
     FROM cgvhd_dx GROUP BY patient_id
-    UNION ALL
-    SELECT patient_id, 'cgvhd_systemic', min(occurred_on),
-           arg_min(detail, (occurred_on, detail)), NULL
-    FROM (SELECT patient_id, occurred_on, 'systemic treatment line ' || coalesce(payload->>'line', '?') AS detail
-          FROM ev WHERE type = 'gvhd_treatment_started' AND payload->>'kind' = 'chronic')
-    GROUP BY patient_id
+    UNION ALL   -- dated at the chronic diagnosis, whether the treatment came before or after it
+    SELECT t.patient_id, 'cgvhd_systemic', d.onset_on, t.detail, NULL
+    FROM (SELECT patient_id, arg_min(detail, (occurred_on, detail)) AS detail
+          FROM (SELECT patient_id, occurred_on, 'systemic treatment line ' || coalesce(payload->>'line', '?')
+                           || ' started ' || occurred_on AS detail
+                FROM ev WHERE type = 'gvhd_treatment_started' AND payload->>'kind' = 'chronic')
+          GROUP BY patient_id) t
+    JOIN (SELECT patient_id, min(occurred_on) AS onset_on FROM cgvhd_dx GROUP BY patient_id) d USING (patient_id)
 ),
 viral_points AS (   -- per day and virus: positive if a diagnosed reactivation or a load >= threshold
     SELECT patient_id, virus, on_, bool_or(positive) AS positive,
@@ -185,7 +191,7 @@ viral_points AS (   -- per day and virus: positive if a diagnosed reactivation o
     FROM (
         SELECT patient_id, payload->>'virus' AS virus, occurred_on AS on_, true AS positive,
                true AS diagnosed, CAST(NULL AS DOUBLE) AS iu
-        FROM ev WHERE type = 'viral_reactivation'
+        FROM ev WHERE type = 'viral_reactivation' AND occurred_on > hsct_on   -- from day 1
         UNION ALL
         SELECT patient_id, virus, on_, iu >= $viral_reactivation_iu_per_ml, false, iu
         FROM (
@@ -240,3 +246,32 @@ FROM all_rows a LEFT JOIN pt USING (patient_id)
 )
 
 MODELS = (COMPLICATIONS,)
+
+CHECKS = (
+    Check("chronic_gvhd_treatment_without_diagnosis", "warning",
+          "A chronic GVHD treatment without a chronic GVHD diagnosis: neither `cgvhd_systemic` nor a GRFS event.",
+          """SELECT t.patient_id, t.event_id, t.occurred_on,
+                    'chronic GVHD treatment started on ' || t.occurred_on || ' without a chronic GVHD diagnosis',
+                    'record the chronic GVHD diagnosis, or correct the kind of the treatment'
+             FROM ref('events') t
+             WHERE t.type = 'gvhd_treatment_started' AND t.payload->>'kind' = 'chronic'
+               AND NOT EXISTS (SELECT 1 FROM ref('events') d WHERE d.patient_id = t.patient_id
+                               AND d.type = 'gvhd_diagnosed' AND d.payload->>'kind' = 'chronic')"""),
+    Check("viral_reactivation_before_day1", "warning",
+          "A `viral_reactivation` recorded on or before day 0: reactivations count from day 1, so it is neither a "
+          "complication row nor an endpoint event.",
+          """SELECT patient_id, event_id, occurred_on,
+                    (payload->>'virus') || ' reactivation recorded on ' || occurred_on || ' (day ' || day
+                        || '): reactivations count from day 1',
+                    'check the date (a pre-transplant infection is recorded as an infection)'
+             FROM ref('events') WHERE type = 'viral_reactivation' AND day <= 0"""),
+    Check("gvhd_resolved_without_diagnosis", "warning",
+          "A `gvhd_resolved` of a kind never diagnosed.",
+          """SELECT r.patient_id, r.event_id, r.occurred_on,
+                    (r.payload->>'kind') || ' GVHD resolved on ' || r.occurred_on || ' but never diagnosed',
+                    'record the diagnosis, or correct the kind'
+             FROM ref('events') r
+             WHERE r.type = 'gvhd_resolved'
+               AND NOT EXISTS (SELECT 1 FROM ref('events') d WHERE d.patient_id = r.patient_id
+                               AND d.type = 'gvhd_diagnosed' AND d.payload->>'kind' = r.payload->>'kind')"""),
+)

@@ -19,8 +19,11 @@
 | agvhd_2_4, agvhd_3_4, cgvhd | complications rows of that name | death without it |
 | cmv_reactivation, ebv_reactivation | first episode onset | death without it |
 
-(*) dated at the cGVHD diagnosis (the usual GRFS reading) when a chronic
-`gvhd_treatment_started` exists, at that treatment if it comes first or without a diagnosis.
+(*) dated at the chronic GVHD diagnosis, whether the treatment came before or after it; a chronic treatment
+without a chronic diagnosis is no event (a data query).
+
+A patient whose death is dated before the origin has no time to compute: they are left out of every
+endpoint, and a data query (`left_out_of_endpoints`) says so; `timeline km`, `cif` and the report count them.
 
 Hence os time >= lfs time, the lfs event is the first of the relapse and nrm events at the same time,
 and relapse and nrm are never both events.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..checks import Check
 from ..model import Column, Model
 from ..parameters import check_choice, parameter
 from ..references import cite
@@ -49,9 +53,23 @@ class Parameters:
         check_choice("endpoint_origin", self.endpoint_origin, ORIGINS)
 
 
-def after(expr: str) -> str:
-    """An event date that counts: after the origin and not after the death (or the last contact)."""
-    return f"CASE WHEN {expr} > o.origin_on AND {expr} <= coalesce(pa.death_on, pa.last_contact_on) THEN {expr} END"
+#: the origin of every endpoint, per patient: the one named by $endpoint_origin
+ORIGIN = """
+    SELECT patient_id, origin_on FROM (
+        SELECT patient_id, hsct_on AS origin_on, 'hsct' AS origin FROM ref('patients') WHERE hsct_on IS NOT NULL
+        UNION ALL
+        SELECT patient_id, min(occurred_on), CASE type WHEN 'blinatumomab_started' THEN 'blinatumomab' ELSE type END
+        FROM ref('events') WHERE type IN ('diagnosis', 'relapse', 'blinatumomab_started')
+        GROUP BY patient_id, type
+    )
+    WHERE origin = $endpoint_origin"""
+
+
+def after(expr: str, at_origin: bool = False) -> str:
+    """An event date that counts: after the origin (or on it, `at_origin`) and not after the death (or the
+    last contact)."""
+    op = ">=" if at_origin else ">"
+    return f"CASE WHEN {expr} {op} o.origin_on AND {expr} <= coalesce(pa.death_on, pa.last_contact_on) THEN {expr} END"
 
 
 _NOT_APPLICABLE = ("CASE WHEN {lineage}_status = 'not_applicable' "
@@ -85,16 +103,7 @@ ENDPOINTS_MODEL = Model(
         Column("event_desc", "VARCHAR", "what ended the time, in words", not_null=True),
     ),
     sql=f"""
-WITH origin AS (   -- the origin named by $endpoint_origin
-    SELECT patient_id, origin_on FROM (
-        SELECT patient_id, hsct_on AS origin_on, 'hsct' AS origin FROM ref('patients') WHERE hsct_on IS NOT NULL
-        UNION ALL
-        SELECT patient_id, min(occurred_on), CASE type WHEN 'blinatumomab_started' THEN 'blinatumomab' ELSE type END
-        FROM ref('events') WHERE type IN ('diagnosis', 'relapse', 'blinatumomab_started')
-        GROUP BY patient_id, type
-    )
-    WHERE origin = $endpoint_origin
-),
+WITH origin AS ({ORIGIN}),
 relapses AS (
     SELECT v.patient_id, min(v.occurred_on) AS relapse_on
     FROM ref('events') v JOIN origin o USING (patient_id)
@@ -118,14 +127,13 @@ facts AS (
            CASE WHEN pa.death_on >= o.origin_on THEN pa.death_on END AS death_on,
            {after("r.relapse_on")} AS relapse_on,
            {after("e.graft_failure_on")} AS graft_failure_on,
-           {after("e.neutrophil_on")} AS neutrophil_on,
-           {after("e.platelet_on")} AS platelet_on,
+           {after("e.neutrophil_on", at_origin=True)} AS neutrophil_on,
+           {after("e.platelet_on", at_origin=True)} AS platelet_on,
            e.neutrophil_status, e.platelet_status,
            {after("c.agvhd_2_4_on")} AS agvhd_2_4_on,
            {after("c.agvhd_3_4_on")} AS agvhd_3_4_on,
            {after("c.cgvhd_on")} AS cgvhd_on,
-           {after("CASE WHEN c.cgvhd_systemic_on IS NOT NULL THEN least(c.cgvhd_on, c.cgvhd_systemic_on) END")}
-               AS cgvhd_systemic_on,
+           {after("c.cgvhd_systemic_on")} AS cgvhd_systemic_on,
            {after("c.cmv_on")} AS cmv_on,
            {after("c.ebv_on")} AS ebv_on
     FROM origin o
@@ -134,6 +142,7 @@ facts AS (
     LEFT JOIN ref('engraftment') e USING (patient_id)
     LEFT JOIN comp c USING (patient_id)
     WHERE o.origin_on IS NOT NULL AND pa.last_contact_on IS NOT NULL
+      AND NOT coalesce(pa.death_on < o.origin_on, false)   -- no time to compute: left out (data query)
       AND o.patient_id IN (SELECT patient_id FROM ref('events'))
 ),
 composite AS (   -- first of several events; on a tie the first listed names it (relapse before death)
@@ -192,3 +201,17 @@ FROM rows_
 )
 
 MODELS = (ENDPOINTS_MODEL,)
+
+LEFT_OUT = "left_out_of_endpoints"
+
+CHECKS = (
+    Check(LEFT_OUT, "error",
+          "A patient left out of every endpoint: the death is dated before the endpoints' origin, so no time can "
+          "be computed (a negative time would make every estimate of the cohort fail).",
+          f"""SELECT p.patient_id, NULL AS event_id, p.death_on AS occurred_on,
+                     'left out of every endpoint: the death on ' || p.death_on || ' is before the origin ('
+                         || $endpoint_origin || ', ' || o.origin_on || ')' AS message,
+                     'correct the date of the death or of the origin event' AS suggestion
+              FROM ({ORIGIN}) o JOIN ref('patients') p USING (patient_id)
+              WHERE p.death_on < o.origin_on"""),
+)

@@ -1,10 +1,12 @@
 """Engraftment: neutrophil and platelet engraftment and graft failure, one row per transplanted patient.
 
-- One value per lineage per day (the lowest). Only values after day 0 count, and only after the
-  post-transplant nadir: the run starts after the first value below the threshold.
+- One value per lineage per day (the lowest: `blood_counts`). Only values after day 0 count, and only once
+  the lineage is evaluable (CIBMTR): after a value below the threshold or, for platelets, after a platelet
+  transfusion on or after day 0. The run starts after that (the nadir).
 - Neutrophil: the first of `anc_run_length` consecutive values (on different days) each at or above the
-  threshold; a value below it in between resets the run. Counts after day 0 that never fall below the
-  threshold: `neutrophil_status` = 'not_applicable' (CIBMTR "never neutropenic").
+  threshold; a value below it in between resets the run. A lineage with counts after day 0 that is never
+  evaluable (the ANC never falls below the threshold; the platelets never do and are never transfused) is
+  `not_applicable` (CIBMTR "never neutropenic").
 - Platelet: the same, over eligible values only: value date - date of the last platelet `transfusion` on or
   before it ≥ `platelet_transfusion_free_days` (CIBMTR worked example: transfused day 0, day 7 eligible).
   Ineligible values are skipped (they neither count nor reset); a platelet transfusion dated after one
@@ -12,7 +14,9 @@
   example's day-4 low is itself ineligible). `platelet_50_*` is the same rule at
   `platelet_second_threshold_e9_per_l`.
 - A recorded `engraftment` event counts only when the patient has no count of that lineage after day 0
-  (basis 'recorded'); otherwise the basis is 'counts' (also while not yet engrafted).
+  (basis 'recorded'); otherwise the basis is 'counts' (also while not yet engrafted) and the recorded one is
+  set aside, with a data query. A recorded engraftment on day 0 means the count never fell: engrafted on
+  day 0 (time 0 in the endpoint), with a data query; one before day 0 is ignored, with a data query.
 - Graft failure: 'primary' if derived (neutrophil data exist, no neutrophil engraftment by day
   `primary_graft_failure_day` (`..._cord` for cord blood), last contact on or after that day) or a
   `graft_failure` of kind primary not after neutrophil engraftment; else 'secondary' for a `graft_failure`
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..checks import Check
 from ..model import Column, Model
 from ..parameters import check_int, check_number, parameter
 from ..references import cite
@@ -127,30 +132,32 @@ ENGRAFTMENT = Model(
     sql=f"""
 WITH tx AS (
     SELECT patient_id, hsct_on, last_contact_on, death_on,
-           CASE WHEN coalesce(source = 'cord_blood' OR donor = 'cord_blood', false)
+           CASE WHEN coalesce(graft_source = 'cord_blood' OR donor = 'cord_blood', false)
                 THEN $primary_graft_failure_day_cord ELSE $primary_graft_failure_day END AS gf_day
     FROM ref('patients')
     WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM ref('events'))
 ),
-ev AS (   -- recorded engraftment and graft failure after day 0
+ev AS (   -- recorded engraftment on or after day 0, graft failure after day 0
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, tx.hsct_on
     FROM ref('events') v JOIN tx USING (patient_id)
-    WHERE v.occurred_on > tx.hsct_on AND v.type IN ('engraftment', 'graft_failure')
+    WHERE (v.type = 'engraftment' AND v.occurred_on >= tx.hsct_on)
+       OR (v.type = 'graft_failure' AND v.occurred_on > tx.hsct_on)
 ),
 counts AS (   -- one value per lineage per day after day 0: the lowest (blood_counts)
-    SELECT c.patient_id, c.occurred_on AS on_, c.anc_e9_per_l AS anc, c.platelets_e9_per_l AS plt
+    SELECT c.patient_id, c.occurred_on AS on_, c.anc_e9_per_l AS anc, c.platelets_e9_per_l AS plt, tx.hsct_on
     FROM ref('blood_counts') c JOIN tx USING (patient_id)
     WHERE c.occurred_on > tx.hsct_on
 ),
 plt_tf AS (   -- platelet transfusions at any date (one before day 0 still blocks early values)
-    SELECT patient_id, occurred_on AS tf_on FROM ref('blood_counts')
-    WHERE platelets_transfused AND patient_id IN (SELECT patient_id FROM tx)
+    SELECT b.patient_id, b.occurred_on AS tf_on, tx.hsct_on FROM ref('blood_counts') b JOIN tx USING (patient_id)
+    WHERE b.platelets_transfused
 ),
 days AS (   -- each day: the last platelet transfusion on or before it (a transfusion sorts before a count
             -- of its day), its platelet eligibility (transfusion-free window), and running counts of low
             -- values: before the day (> 0: after the nadir), and up to it (they number the runs). All in
             -- one window pass over the counts and the transfusions.
     SELECT patient_id, on_, anc, plt, last_tf,
+           CAST(coalesce(last_tf >= hsct_on, false) AS INTEGER) AS transfused,   -- since day 0: evaluable
            plt IS NOT NULL AND (last_tf IS NULL OR on_ - last_tf >= $platelet_transfusion_free_days) AS plt_ok,
            anc_lows - coalesce(CAST(anc < $anc_threshold_e9_per_l AS INTEGER), 0) AS anc_low, anc_lows AS anc_island,
            plt_lows - coalesce(CAST(plt < $platelet_threshold_e9_per_l AS INTEGER), 0) AS plt_low, plt_lows AS plt_island,
@@ -161,24 +168,27 @@ days AS (   -- each day: the last platelet transfusion on or before it (a transf
                count(*) FILTER (WHERE plt < $platelet_threshold_e9_per_l) OVER upto AS plt_lows,
                count(*) FILTER (WHERE plt < $platelet_second_threshold_e9_per_l) OVER upto AS plt50_lows,
                max(tf_on) OVER upto AS last_tf
-        FROM (SELECT patient_id, on_, anc, plt, CAST(NULL AS DATE) AS tf_on FROM counts
+        FROM (SELECT patient_id, on_, anc, plt, CAST(NULL AS DATE) AS tf_on, hsct_on FROM counts
               UNION ALL
-              SELECT patient_id, tf_on, NULL, NULL, tf_on FROM plt_tf)
+              SELECT patient_id, tf_on, NULL, NULL, tf_on, hsct_on FROM plt_tf)
         WINDOW upto AS (PARTITION BY patient_id ORDER BY on_, tf_on NULLS LAST ROWS UNBOUNDED PRECEDING)
     )
     WHERE tf_on IS NULL
 ),
 anc_eng AS ({_run_start_sql("anc", "anc IS NOT NULL", "anc_low", "anc_island", "NULL",
                             "$anc_threshold_e9_per_l", "$anc_run_length")}),
-plt_eng AS ({_run_start_sql("plt", "plt_ok", "plt_low", "plt_island", "last_tf",
+plt_eng AS ({_run_start_sql("plt", "plt_ok", "plt_low + transfused", "plt_island", "last_tf",
                             "$platelet_threshold_e9_per_l", "$platelet_run_length")}),
-plt50_eng AS ({_run_start_sql("plt", "plt_ok", "plt50_low", "plt50_island", "last_tf",
+plt50_eng AS ({_run_start_sql("plt", "plt_ok", "plt50_low + transfused", "plt50_island", "last_tf",
                               "$platelet_second_threshold_e9_per_l", "$platelet_run_length")}),
 lineage_info AS (
     SELECT patient_id,
            count(anc) > 0 AS has_anc, coalesce(bool_or(anc < $anc_threshold_e9_per_l), false) AS anc_low,
            count(plt) > 0 AS has_plt, coalesce(bool_or(plt < $platelet_threshold_e9_per_l), false) AS plt_low
     FROM days GROUP BY patient_id
+),
+transfused AS (   -- a platelet transfusion on or after day 0 makes the platelet lineage evaluable
+    SELECT DISTINCT patient_id FROM plt_tf WHERE tf_on >= hsct_on
 ),
 recorded AS (
     SELECT patient_id,
@@ -189,7 +199,8 @@ recorded AS (
 lineages AS (
     SELECT tx.*,
            coalesce(li.has_anc, false) AS has_anc, coalesce(li.anc_low, false) AS anc_low,
-           coalesce(li.has_plt, false) AS has_plt, coalesce(li.plt_low, false) AS plt_low,
+           coalesce(li.has_plt, false) AS has_plt,
+           coalesce(li.plt_low, false) OR t.patient_id IS NOT NULL AS plt_low,   -- evaluable (CIBMTR)
            CASE WHEN coalesce(li.has_anc, false) THEN a.run_on ELSE r.rec_neutrophil_on END AS neutrophil_on,
            CASE WHEN coalesce(li.has_anc, false) THEN 'counts'
                 WHEN r.rec_neutrophil_on IS NOT NULL THEN 'recorded' END AS neutrophil_basis,
@@ -199,6 +210,7 @@ lineages AS (
            p50.run_on AS platelet_50_on
     FROM tx
     LEFT JOIN lineage_info li USING (patient_id)
+    LEFT JOIN transfused t USING (patient_id)
     LEFT JOIN recorded r USING (patient_id)
     LEFT JOIN anc_eng a USING (patient_id)
     LEFT JOIN plt_eng pe USING (patient_id)
@@ -262,3 +274,40 @@ FROM lineages l JOIN gf USING (patient_id)
 )
 
 MODELS = (ENGRAFTMENT,)
+
+_RECORDED = """
+    SELECT e.patient_id, e.event_id, e.occurred_on, e.payload->>'lineage' AS lineage, e.day, g.hsct_on,
+           CASE e.payload->>'lineage' WHEN 'neutrophil' THEN g.neutrophil_basis ELSE g.platelet_basis END AS basis
+    FROM ref('events') e JOIN ref('engraftment') g USING (patient_id)
+    WHERE e.type = 'engraftment'"""
+
+CHECKS = (
+    Check("recorded_engraftment_set_aside", "warning",
+          "A recorded `engraftment` set aside because counts of that lineage exist after day 0: the counts decide.",
+          f"""SELECT patient_id, event_id, occurred_on,
+                     'recorded ' || lineage || ' engraftment on ' || occurred_on || ' (day ' || day
+                         || ') is set aside: the counts after day 0 decide' AS message,
+                     'retract the recorded engraftment, or check the counts' AS suggestion
+              FROM ({_RECORDED}) WHERE basis = 'counts' AND day >= 0"""),
+    Check("recorded_engraftment_on_day0", "warning",
+          "A recorded `engraftment` on day 0 (no counts after day 0): read as a count that never fell, engrafted "
+          "on day 0, time 0 in the endpoint.",
+          f"""SELECT patient_id, event_id, occurred_on,
+                     'recorded ' || lineage || ' engraftment on day 0 (' || occurred_on
+                         || '): counted as engrafted on day 0', 'check the date; record the counts if there are any'
+              FROM ({_RECORDED}) WHERE basis = 'recorded' AND day = 0"""),
+    Check("recorded_engraftment_before_day0", "warning",
+          "A recorded `engraftment` before day 0: ignored (engraftment follows the infusion).",
+          f"""SELECT patient_id, event_id, occurred_on,
+                     'recorded ' || lineage || ' engraftment on ' || occurred_on || ', before day 0 ('
+                         || hsct_on || '), is ignored', 'correct the date, or retract it'
+              FROM ({_RECORDED}) WHERE day < 0"""),
+    Check("primary_graft_failure_after_engraftment", "warning",
+          "A `graft_failure` recorded as primary after neutrophil engraftment: counted as secondary.",
+          """SELECT e.patient_id, e.event_id, e.occurred_on,
+                    'primary graft failure recorded on ' || e.occurred_on || ', after neutrophil engraftment on '
+                        || g.neutrophil_on || ': counted as secondary',
+                    'correct the kind to secondary, or check the engraftment counts'
+             FROM ref('events') e JOIN ref('engraftment') g USING (patient_id)
+             WHERE e.type = 'graft_failure' AND e.payload->>'kind' = 'primary' AND e.occurred_on > g.neutrophil_on"""),
+)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..checks import Check
 from ..parameters import check_choice, check_number, parameter
 from ..references import cite
 
@@ -57,3 +58,18 @@ def negative(payload: str = "payload") -> str:
     adequate = f"coalesce({below_detection(payload)} AND {sensitivity_percent(payload)} <= $mrd_sensitivity_at_most_percent, false)"
     quantified = f"coalesce({result_percent(payload)} < $mrd_negative_below_percent, false)"
     return f"({adequate} OR ($mrd_negativity_rule <> 'strict' AND {quantified}))"
+
+
+CHECKS = (
+    Check("mrd_negative_at_insufficient_sensitivity", "warning",
+          "An MRD test below detection with an assay less sensitive than `mrd_sensitivity_at_most_percent` (or "
+          "without a sensitivity): it is not counted as MRD-negative.",
+          f"""SELECT patient_id, event_id, occurred_on,
+                     'MRD below detection on ' || occurred_on || ' at a sensitivity of '
+                         || coalesce(CAST({sensitivity_percent()} AS VARCHAR) || ' %', 'unknown')
+                         || ': not MRD-negative (needs ' || $mrd_sensitivity_at_most_percent || ' % or better)',
+                     'check the sensitivity the laboratory reported'
+              FROM ref('events')
+              WHERE type = 'mrd_test' AND {below_detection()}
+                AND NOT coalesce({sensitivity_percent()} <= $mrd_sensitivity_at_most_percent, false)"""),
+)
