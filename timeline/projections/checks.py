@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
-from .model import Column, Model, ModelError
+from .model import PATIENT_ID, Column, Model, ModelError
 
 SEVERITIES = ("error", "warning")
 
@@ -31,7 +31,7 @@ class Check:
 
 
 COLUMNS = (
-    Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+    PATIENT_ID,
     Column("event_id", "VARCHAR", "the event the finding is about (NULL: about the patient)"),
     Column("occurred_on", "DATE", "the date the finding is about"),
     Column("check", "VARCHAR", "the check that found it (docs/rules.md)", not_null=True),

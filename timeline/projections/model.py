@@ -44,6 +44,10 @@ class Column:
         return out
 
 
+#: the column every table is keyed by first (rules are per patient)
+PATIENT_ID = Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True)
+
+
 @dataclass(frozen=True)
 class Model:
     """One projection table: `sql` is one SELECT over `ref(...)` inputs with `$parameter`s."""

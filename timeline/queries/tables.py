@@ -189,14 +189,18 @@ FROM endpoints JOIN cohort USING (patient_id) GROUP BY endpoint""")
     return {r["endpoint"]: r for r in df.to_dicts()}
 
 
-def _km(view: ProjectionView, endpoint: str) -> KaplanMeier | None:
+def _frame(view: ProjectionView, endpoint: str) -> pl.DataFrame | None:
+    """The endpoint's rows, None if no patient has them in this view."""
     try:
         df = endpoint_frame(view, endpoint)
     except ValueError:
         return None
-    if df.is_empty():
-        return None
-    return KaplanMeier().fit(df, duration="time_days", event="status")
+    return None if df.is_empty() else df
+
+
+def _km(view: ProjectionView, endpoint: str) -> KaplanMeier | None:
+    df = _frame(view, endpoint)
+    return None if df is None else KaplanMeier().fit(df, duration="time_days", event="status")
 
 
 def _survival_rows(name: str, km: KaplanMeier | None, horizon: float = 365.0) -> list[dict[str, Any]]:
@@ -215,11 +219,8 @@ def _survival_rows(name: str, km: KaplanMeier | None, horizon: float = 365.0) ->
 
 
 def _cif_at(view: ProjectionView, endpoint: str, t: float) -> tuple[float, float, float] | None:
-    try:
-        df = endpoint_frame(view, endpoint)
-    except ValueError:
-        return None
-    if df.is_empty():
+    df = _frame(view, endpoint)
+    if df is None:
         return None
     r = AalenJohansen().fit(df, duration="time_days", status="status").at(t).row(0, named=True)
     return r["estimate"], r["lower"], r["upper"]

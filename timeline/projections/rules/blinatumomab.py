@@ -10,7 +10,7 @@ started_on; `completed` = its last stop says `completed`. `bridging` counts thes
 
 from __future__ import annotations
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..checks import Check
 
 STOP_REASONS = ("completed", "toxicity", "progression", "transplant", "other")
@@ -20,7 +20,7 @@ BLINATUMOMAB_CYCLES = Model(
     grain="patient × blinatumomab cycle before day 0",
     key=("patient_id", "cycle"),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("cycle", "INTEGER", "the recorded cycle number", not_null=True),
         Column("started_on", "DATE", "first start of the cycle"),
         Column("start_day", "INTEGER", "its post-transplant day"),

@@ -7,7 +7,7 @@ product. Engraftment reads its counts and platelet transfusions from here.
 
 from __future__ import annotations
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..checks import Check
 
 BLOOD_COUNTS = Model(
@@ -15,7 +15,7 @@ BLOOD_COUNTS = Model(
     grain="patient × day with a count or a transfusion",
     key=("patient_id", "occurred_on"),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("occurred_on", "DATE", "sample (or transfusion) date", not_null=True),
         Column("day", "INTEGER", "post-transplant day"),
         Column("anc_e9_per_l", "DOUBLE", "lowest absolute neutrophil count of the day, ×10⁹/L"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from . import mrd
 
 
@@ -30,7 +30,7 @@ BRIDGING = Model(
     grain="patient",
     key=("patient_id",),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("blinatumomab_cycles", "BIGINT", "distinct blinatumomab cycles started before day 0", not_null=True),
         Column("blinatumomab_first_started_on", "DATE", "earliest blinatumomab start before day 0"),
         Column("blinatumomab_last_stopped_on", "DATE", "latest blinatumomab stop before day 0"),

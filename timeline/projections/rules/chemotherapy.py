@@ -8,7 +8,7 @@ transplant); the first relapse is `patients.first_relapse_before_hsct_on`.
 
 from __future__ import annotations
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..checks import Check
 
 PRIOR_THERAPY = Model(
@@ -16,7 +16,7 @@ PRIOR_THERAPY = Model(
     grain="patient with chemotherapy before day 0",
     key=("patient_id",),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("frontline_chemotherapy", "VARCHAR", "regimens before the first relapse, sorted, joined with +"),
         Column("salvage_chemotherapy", "VARCHAR", "regimens from the first relapse on, in date order, joined with →"),
         Column("salvage_blocks", "BIGINT", "number of salvage regimens started", not_null=True),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_bool, check_number, parameter
 from ..references import cite
 
@@ -54,7 +54,7 @@ CHIMERISM = Model(
     grain="chimerism test",
     key=("event_id",),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("occurred_on", "DATE", "sample date", not_null=True),
         Column("day", "INTEGER", "post-transplant day of the sample"),
         Column("compartment", "VARCHAR", "whole_blood, bone_marrow, t_cell, myeloid or b_cell", not_null=True),

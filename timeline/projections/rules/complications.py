@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_int, check_number, parameter
 from ..references import cite
 
@@ -79,7 +79,7 @@ COMPLICATIONS = Model(
     grain="complication episode",
     key=("patient_id", "complication", "episode"),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("complication", "VARCHAR", "engraftment_syndrome, infection, toxicity, graft_failure, agvhd, "
                "agvhd_2_4, agvhd_3_4, sr_agvhd, cgvhd, cgvhd_systemic or <virus>_reactivation", not_null=True),
         Column("onset_on", "DATE", "onset date", not_null=True),

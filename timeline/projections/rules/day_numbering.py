@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_int, parameter
 from ..references import cite
 
@@ -31,7 +31,7 @@ TRANSPLANTS = Model(
     grain="transplant (a patient's infusions sharing a transplant_number)",
     key=("patient_id", "transplant_number"),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("transplant_number", "INTEGER", "the infusions' transplant_number (default 1)", not_null=True),
         Column("day0_on", "DATE", "first infusion day of this transplant", not_null=True),
         Column("ordinal", "BIGINT", "1, 2, … by day0_on (ties: transplant_number)", not_null=True),
@@ -63,7 +63,7 @@ EVENTS = Model(
     columns=(
         Column("event_id", "VARCHAR", "the fact's id (a UUID); a corrected fact keeps its original's id",
                not_null=True),
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("type", "VARCHAR", "event type (after a correction: the replacement's)", not_null=True),
         Column("occurred_on", "DATE", "clinical date", not_null=True),
         Column("recorded_at", "TIMESTAMPTZ", "when the visible version was recorded (UTC)", not_null=True),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_number, parameter
 from ..references import cite
 from . import mrd
@@ -46,7 +46,7 @@ DISEASE_STATUS = Model(
     grain="status interval",
     key=("patient_id", "interval_number"),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("interval_number", "INTEGER", "1, 2, … in date order", not_null=True),
         Column("status", "VARCHAR", "the disease status of the interval", not_null=True, values=STATUSES),
         Column("from_on", "DATE", "first day of the interval", not_null=True),

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_choice, parameter
 from ..references import cite
 
@@ -94,7 +94,7 @@ ENDPOINTS_MODEL = Model(
     grain="patient × endpoint",
     key=("patient_id", "endpoint"),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("endpoint", "VARCHAR", "the endpoint", not_null=True, values=ENDPOINTS),
         Column("origin_on", "DATE", "time origin (endpoint_origin)", not_null=True),
         Column("end_on", "DATE", "date of the event, competing event or censoring", not_null=True),
@@ -173,17 +173,12 @@ rows_ AS (
     FROM facts f CROSS JOIN (VALUES ('lfs'), ('efs'), ('grfs')) n(name)
     LEFT JOIN composite c ON c.patient_id = f.patient_id AND c.name = n.name
     UNION ALL
-    SELECT patient_id, 'relapse', origin_on, coalesce(relapse_on, death_on, last_on),
-           CASE WHEN relapse_on IS NOT NULL THEN 1 WHEN death_on IS NOT NULL THEN 2 ELSE 0 END,
+    SELECT patient_id, n.name, origin_on, coalesce(relapse_on, death_on, last_on),   -- each the other's competing
+           CASE WHEN relapse_on IS NOT NULL THEN n.on_relapse WHEN death_on IS NOT NULL THEN 3 - n.on_relapse
+                ELSE 0 END,
            CASE WHEN relapse_on IS NOT NULL THEN 'relapse' WHEN death_on IS NOT NULL THEN 'death without relapse'
                 ELSE 'alive without relapse at last contact' END
-    FROM facts
-    UNION ALL
-    SELECT patient_id, 'nrm', origin_on, coalesce(relapse_on, death_on, last_on),
-           CASE WHEN relapse_on IS NOT NULL THEN 2 WHEN death_on IS NOT NULL THEN 1 ELSE 0 END,
-           CASE WHEN relapse_on IS NOT NULL THEN 'relapse' WHEN death_on IS NOT NULL THEN 'death without relapse'
-                ELSE 'alive without relapse at last contact' END
-    FROM facts
+    FROM facts CROSS JOIN (VALUES ('relapse', 1), ('nrm', 2)) n(name, on_relapse)
     UNION ALL {_single("neutrophil_engraftment", "neutrophil_on", "neutrophil engraftment",
                        _NOT_APPLICABLE.format(lineage="neutrophil"))}
     UNION ALL {_single("platelet_engraftment", "platelet_on", "platelet engraftment",

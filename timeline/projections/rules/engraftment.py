@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_int, check_number, parameter
 from ..references import cite
 
@@ -109,7 +109,7 @@ ENGRAFTMENT = Model(
     grain="transplanted patient",
     key=("patient_id",),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("hsct_on", "DATE", "day 0", not_null=True),
         Column("neutrophil_on", "DATE", "neutrophil engraftment date"),
         Column("neutrophil_day", "INTEGER", "neutrophil engraftment day"),

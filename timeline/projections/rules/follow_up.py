@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from .disease_status import STATUSES
 
 STATUS_AT_LAST_CONTACT = Model(
@@ -18,7 +18,7 @@ STATUS_AT_LAST_CONTACT = Model(
     grain="transplanted patient",
     key=("patient_id",),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("last_contact_on", "DATE", "last contact (patients.last_contact_on)", not_null=True),
         Column("relapses_after_hsct", "BIGINT", "relapse events after day 0", not_null=True),
         Column("disease_status", "VARCHAR", "disease status at the last contact", values=STATUSES),

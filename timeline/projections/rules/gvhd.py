@@ -8,14 +8,14 @@ Each `gvhd_diagnosed` on or after day 0 belongs to the first `gvhd_resolved` of 
 
 from __future__ import annotations
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 
 GVHD_EPISODES = Model(
     name="gvhd_episodes",
     grain="patient × GVHD kind × episode",
     key=("patient_id", "kind", "episode"),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("kind", "VARCHAR", "acute or chronic", not_null=True, values=("acute", "chronic")),
         Column("episode", "BIGINT", "1, 2, … per patient and kind, by diagnosis date", not_null=True),
         Column("diagnosed_on", "DATE", "first diagnosis of the episode", not_null=True),

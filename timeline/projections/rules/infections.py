@@ -6,14 +6,14 @@ gastrointestinal. The `complications` rows of infections read from here.
 
 from __future__ import annotations
 
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 
 INFECTIONS = Model(
     name="infections",
     grain="infection event",
     key=("event_id",),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("onset_on", "DATE", "date of the infection", not_null=True),
         Column("day", "INTEGER", "post-transplant day"),
         Column("category", "VARCHAR", "bacterial, viral, fungal or parasitic", not_null=True,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import Column, Model
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_number, parameter
 
 
@@ -43,7 +43,7 @@ PATIENTS = Model(
     grain="patient",
     key=("patient_id",),
     columns=(
-        Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True),
+        PATIENT_ID,
         Column("sex", "VARCHAR", "from the latest patient_registered", values=("female", "male", "other", "unknown")),
         Column("birth_date", "DATE", "from the latest patient_registered"),
         Column("disease", "VARCHAR", "from the latest diagnosis"),
