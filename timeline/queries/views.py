@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from ..projections import graph
 from ..projections.build import build, quote_ident
 from ..projections.loader import load_visible
 from ..projections.parameters import Params
@@ -129,8 +130,9 @@ def connect_read_only(path: Path, wait: float = LOCK_WAIT_SECONDS,
 def open_file(path: Path, as_of: date | None = None, known_at: datetime | None = None,
               params: Params | None = None, on_wait: Callable[[], None] | None = None) -> ProjectionView:
     """The tables of the projection file: as they are, or, for a past date, a past knowledge time or other
-    parameters than the file's, every table recomputed by the same models from the file's log. The file is
-    read, never written: recomputed tables are temporary tables of the read-only connection."""
+    parameters than the file's, recomputed by the same models from the file's log (each query makes the
+    tables it reads, see `_Recompute`). The file is read, never written: recomputed tables are temporary
+    tables of the read-only connection."""
     con = connect_read_only(path, on_wait=on_wait)
     try:
         state = read_state(con)
@@ -138,16 +140,39 @@ def open_file(path: Path, as_of: date | None = None, known_at: datetime | None =
             raise NoProjectionsError(f"{path} holds no projections of this version; run `timeline project`")
         what = [f"as of {as_of}" if as_of else "", f"known at {known_at}" if known_at else "",
                 "with other parameters" if params is not None and params != state.params else ""]
+        prepare = None
         if any(what):
             load_visible(con, log="main.log", as_of=as_of, known_at=known_at)
-            build(con, params if params is not None else state.params, temp=True)
+            prepare = _Recompute(con, params if params is not None else state.params).ensure
         lock_down(con)
     except BaseException:
         con.close()
         raise
     recomputed = ", ".join(w for w in what if w)
     return ProjectionView(con, f"projections in {path}" + (f", recomputed {recomputed}" if recomputed else ""),
-                          state=state)
+                          state=state, prepare=prepare)
+
+
+class _Recompute:
+    """The tables of a recomputed view, made on demand: before each query, the tables it reads and the tables
+    they read, as temporary tables that shadow the file's (a query of `patients` does not pay for
+    `data_queries`). A query whose tables DuckDB cannot name gets every table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, params: Params):
+        self._con = con
+        self._params = params
+        self._made: dict[str, str] = {}
+
+    def ensure(self, query: str) -> None:
+        models = set(graph.models())
+        try:
+            named = self._con.get_table_names(query) & models
+        except duckdb.Error:
+            named = models
+        wanted = [t for t in graph.upstream(named) if t not in self._made]
+        if wanted:
+            made = build(self._con, self._params, temp=True, tables=wanted, inputs=self._made)
+            self._made |= {t: f"temp.main.{quote_ident(t)}" for t in made}
 
 
 def view_of(con: duckdb.DuckDBPyConnection, description: str, on_close: Callable[[], None] | None = None,
