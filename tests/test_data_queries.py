@@ -129,3 +129,14 @@ def test_the_fraction_check_thresholds_are_parameters():
              ev("chimerism_test", 60, donor_percent=2, compartment="whole_blood")]
     assert queries(course() + added, "chimerism_looks_like_a_fraction") == []
     assert queries(course() + added, "chimerism_looks_like_a_fraction", chimerism_fraction_at_most_percent=2)
+
+
+def test_the_same_content_recorded_twice_is_no_duplicate():
+    """Records of one fact that differ only in where they came from are the same fact: no query; a copy
+    with another value is one."""
+    again = [ev("follow_up", 100, disease_status="remission", source="second export"),
+             ev("diagnosis", -400, disease="b_all", source="second export")]
+    assert queries(course() + again, "same_day_duplicate") == []
+    assert queries(course() + again, "several_records_of_one_fact") == []
+    other = [ev("follow_up", 100, disease_status="relapse")]
+    assert [r["occurred_on"].isoformat() for r in queries(course() + other, "same_day_duplicate")] == [d(100)]

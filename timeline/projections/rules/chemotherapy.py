@@ -40,14 +40,13 @@ MODELS = (PRIOR_THERAPY,)
 CHECKS = (
     Check("chemotherapy_stop_before_start", "error",
           "A chemotherapy regimen stopped before any start of the same regimen.",
-          """SELECT s.patient_id, s.event_id, s.occurred_on,
-                    (s.payload->>'regimen') || ' stopped on ' || s.occurred_on || ', before its first start on '
-                        || min(b.occurred_on) AS message,
-                    'correct the date of the start or of the stop, or the regimen name' AS suggestion
-             FROM ref('events') s JOIN ref('events') b
-               ON b.patient_id = s.patient_id AND b.type = 'chemotherapy_started'
-              AND b.payload->>'regimen' = s.payload->>'regimen'
-             WHERE s.type = 'chemotherapy_stopped'
-             GROUP BY s.patient_id, s.event_id, s.occurred_on, s.payload->>'regimen'
-             HAVING s.occurred_on < min(b.occurred_on)"""),
+          """WITH first_start AS (
+                 SELECT patient_id, payload->>'regimen' AS regimen, min(occurred_on) AS started_on
+                 FROM ref('events') WHERE type = 'chemotherapy_started' GROUP BY ALL)
+             SELECT s.patient_id, s.event_id, s.occurred_on,
+                    b.regimen || ' stopped on ' || s.occurred_on || ', before its first start on ' || b.started_on,
+                    'correct the date of the start or of the stop, or the regimen name'
+             FROM ref('events') s JOIN first_start b
+               ON b.patient_id = s.patient_id AND b.regimen = s.payload->>'regimen'
+             WHERE s.type = 'chemotherapy_stopped' AND s.occurred_on < b.started_on"""),
 )

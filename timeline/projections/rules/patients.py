@@ -273,21 +273,25 @@ CHECKS = (
     Check("several_records_of_one_fact", "warning",
           "A registration, diagnosis or death recorded more than once with different content: the rule takes the "
           "latest (by date, then recording), which may not be the one meant.",
-          f"""SELECT patient_id, NULL, max(occurred_on),
+          f"""WITH several AS (  -- first the few records that are not alone (their contents compared next)
+                  SELECT * FROM ref('events') WHERE type IN {_ONE_OF_A_KIND}
+                  QUALIFY count(*) OVER (PARTITION BY patient_id, type) > 1)
+              SELECT patient_id, NULL, max(occurred_on),
                      count(DISTINCT CAST(json_merge_patch(payload, '{_PROVENANCE}') AS VARCHAR)) || ' different '
                          || type || ' records; the latest, of ' || max(occurred_on) || ', is used',
                      'retract the records entered in error, or correct them'
-              FROM ref('events') WHERE type IN {_ONE_OF_A_KIND}
-              GROUP BY patient_id, type
+              FROM several GROUP BY patient_id, type
               HAVING count(DISTINCT CAST(json_merge_patch(payload, '{_PROVENANCE}') AS VARCHAR)) > 1"""),
     Check("same_day_duplicate", "warning",
           "Two events of one type on one day with different values where one is expected (an infusion, a "
           "conditioning, a follow-up, a relapse): a duplicate entry? Two infusions on one day add their CD34 doses.",
-          f"""SELECT patient_id, NULL, occurred_on,
+          f"""WITH same_day AS (  -- first the few events not alone on their day (their contents compared next)
+                  SELECT * FROM ref('events')
+                  WHERE type IN ('stem_cell_infusion', 'conditioning_started', 'follow_up', 'relapse')
+                  QUALIFY count(*) OVER (PARTITION BY patient_id, type, occurred_on) > 1)
+              SELECT patient_id, NULL, occurred_on,
                      count(*) || ' ' || type || ' events on ' || occurred_on || ' with different values',
                      'retract the duplicate (timeline retract ID) or correct it'
-              FROM ref('events')
-              WHERE type IN ('stem_cell_infusion', 'conditioning_started', 'follow_up', 'relapse')
-              GROUP BY patient_id, type, occurred_on
+              FROM same_day GROUP BY patient_id, type, occurred_on
               HAVING count(DISTINCT CAST(json_merge_patch(payload, '{_PROVENANCE}') AS VARCHAR)) > 1"""),
 )
