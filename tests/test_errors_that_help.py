@@ -119,3 +119,10 @@ def test_a_postgresql_database_that_does_not_exist_is_one_line(pg_base_url):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "no_such_database_here" in lines[0] and "127.0.0.1:5432" in lines[0]
+
+
+def test_a_missing_field_is_named_without_a_value():
+    """A field that is absent has no value to show ('graft_source = null' read as if null had been given)."""
+    said = _refusal({"type": "stem_cell_infusion", "patient_id": "P1", "occurred_on": "2025-01-02",
+                     "donor": "haploidentical", "source": "bone_marrow"})
+    assert said.startswith("line 1: graft_source: required: the graft source is now `graft_source`"), said

@@ -125,6 +125,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 CHECK_FORMATS = ("table", "csv", "json", "xlsx")
 
 
+def print_findings(found: pl.DataFrame) -> None:
+    """Data queries for a reader: one block per finding, its message and suggestion in full (a table would cut
+    them), the event by the short id `timeline history`, `correct` and `retract` use."""
+    for r in found.iter_rows(named=True):
+        event = f"  event {r['event_id'][:8]}" if r["event_id"] else ""
+        print(f"{r['severity']:<8} {r['patient_id']}  {r['occurred_on'] or ''}  {r['check']}{event}")
+        print(f"         {r['message']}")
+        print(f"         → {r['suggestion']}")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from ..app import Timeline
     from .errors import BAD_INPUT, UsageError
@@ -143,6 +153,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         with open(args.out, "w", encoding="utf-8", newline="") as f:
             f.write(found.write_csv() if args.format == "csv" else
                     json.dumps(found.to_dicts(), default=str, indent=1, ensure_ascii=False) + "\n")
+    elif args.format == "table":
+        print_findings(found)
     else:
         print_frame(found, args.format)
     print(f"{found.height} data quer{'y' if found.height == 1 else 'ies'}: {errors} error(s), "

@@ -85,6 +85,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line is not None else ""
+        if self.value is None and self.rule.startswith("required"):  # a missing field has no value to show
+            return f"{where}{self.field}: {self.rule}"
         value = json.dumps(self.value, default=str, ensure_ascii=False)
         if len(value) > 120:
             value = value[:117] + "..."
