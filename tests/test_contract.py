@@ -62,6 +62,9 @@ def test_the_json_schema_carries_descriptions_units_and_ranges():
     count = schema["$defs"]["BloodCount"]["properties"]["anc_e9_per_l"]
     assert count["description"] and count["unit"] == "×10⁹/L"
     assert any(p.get("maximum") == 100 for p in count["anyOf"])
+    bare = [f"{name}.{field}" for name, d in schema["$defs"].items() for field, p in d.get("properties", {}).items()
+            if not p.get("description")]
+    assert bare == [], f"fields of the JSON Schema without a description: {bare}"
 
 
 def test_nothing_in_the_repository_points_outside_it():

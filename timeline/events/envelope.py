@@ -144,6 +144,9 @@ def _type_is_required(schema: dict[str, Any]) -> None:
     required = schema.setdefault("required", [])
     if "type" not in required:
         required.insert(0, "type")
+    kind = schema.get("properties", {}).get("type")
+    if kind is not None and "const" in kind:
+        kind.setdefault("description", f"the event type: always \"{kind['const']}\" for this event")
 
 
 #: The envelope fields that identify an event: what it is, whose, when, which.
