@@ -22,7 +22,8 @@ from collections.abc import Iterable, Sequence
 import duckdb
 import pyarrow as pa
 
-from timeline.projections.build import build
+from timeline.projections import graph
+from timeline.projections.build import build, check_values
 from timeline.projections.loader import create_log, insert_log, load_visible
 from timeline.projections.parameters import resolve
 from timeline.store.recorders import raw_schema
@@ -70,10 +71,13 @@ def project(events: Iterable[dict], con: duckdb.DuckDBPyConnection | None = None
             **overrides) -> duckdb.DuckDBPyConnection:
     """Load `events` and build the projection tables (`tables` and the tables they read; default all).
     Other keyword arguments are parameter overrides by name. `patients`: incremental build of those
-    patients only. Returns the connection (fresh in-memory by default)."""
+    patients only. Every table made is checked against its declared checks (not null, accepted values,
+    unique key). Returns the connection (fresh in-memory by default)."""
     con = con or duckdb.connect()
     load_visible_events(con, events)
-    build(con, resolve(overrides), patients=patients, tables=tables)
+    made = build(con, resolve(overrides), patients=patients, tables=tables)
+    broken = [problem for name in made for problem in check_values(con, graph.models()[name])]
+    assert not broken, f"the declared checks of the tables do not hold: {broken}"
     return con
 
 

@@ -206,3 +206,49 @@ def test_a_folder_without_a_store_is_a_clear_error_for_readers(tmp_path):
         r = _timeline("--store", str(tmp_path / "mistyped"), *args)
         assert r.returncode == 1 and "holds no event store" in r.stderr, (args, r.stderr)
         assert not (tmp_path / "mistyped").exists()
+
+
+def test_the_declared_checks_hold_on_a_generated_cohort(tmp_path):
+    """Every table of a projection file keeps what its columns declare: not null, accepted values, unique key."""
+    import duckdb
+
+    from timeline.app import Timeline
+    from timeline.projections import graph
+    from timeline.projections.build import check_values
+    from timeline.testing.cohort import iter_cohort
+
+    with Timeline.open(tmp_path / "data") as tl:
+        tl.ingest(list(iter_cohort(120, seed=5)))
+        tl.project()
+    con = duckdb.connect(str(tmp_path / "data" / "projections.duckdb"), read_only=True)
+    try:
+        broken = [p for model in graph.models().values() for p in check_values(con, model)]
+        assert con.execute("SELECT count(*) FROM endpoints").fetchall()[0][0] > 0
+    finally:
+        con.close()
+    assert broken == []
+
+
+def test_a_broken_declared_check_is_named():
+    import duckdb
+
+    from timeline.projections import graph
+    from timeline.projections.build import check_values
+
+    model = graph.models()["endpoints"]
+    con = duckdb.connect()
+    cols = ", ".join(f'"{c.name}" {c.type}' for c in model.columns)
+    con.execute(f"CREATE TABLE endpoints ({cols})")
+    row = {"patient_id": "P1", "endpoint": "os", "origin_on": "2024-01-01", "end_on": "2024-02-01",
+           "time_days": 31, "status": 0}
+    names = [c.name for c in model.columns]
+    values = [row.get(n) for n in names]
+    insert = f"INSERT INTO endpoints ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+    con.execute(insert, values)
+    before = set(check_values(con, model))  # a row with only some columns filled (nulls where not null)
+    assert not any("unique" in p or "is not one of" in p for p in before)
+    con.execute(insert, values)  # the key (patient_id, endpoint) twice
+    con.execute(insert, [("nonsense" if n == "endpoint" else v) for n, v in zip(names, values)])
+    said = " ".join(set(check_values(con, model)) - before)
+    assert "the key (patient_id, endpoint) is not unique" in said
+    assert "endpoint is not one of" in said

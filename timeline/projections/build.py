@@ -66,7 +66,7 @@ def check_values(con: duckdb.DuckDBPyConnection, model: Model, relation: str | N
         names.append(f"the key ({', '.join(model.key)}) is not unique")
     if not exprs:
         return []
-    counts = con.execute(f"SELECT {', '.join(exprs)} FROM {rel}", args).fetchone()
+    counts = con.execute(f"SELECT {', '.join(exprs)} FROM {rel}", args).fetchall()[0]
     return [f"table {model.name}: {n} row(s) where {what}" for n, what in zip(counts, names, strict=True) if n]
 
 

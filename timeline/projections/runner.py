@@ -97,7 +97,7 @@ def read_state(con: duckdb.DuckDBPyConnection) -> FileState | None:
     import json
 
     try:
-        row = con.execute("SELECT position, parameters FROM _tracking WHERE id = 1").fetchone()
+        row = next(iter(con.execute("SELECT position, parameters FROM _tracking WHERE id = 1").fetchall()), None)
     except duckdb.CatalogException:
         return None
     if not row:
@@ -254,7 +254,7 @@ class Projector:
         self._fold_facts(con, touched=False)
         building.build(con, self.params, inputs={"visible_events": "main._visible_events"},
                        file_views={"visible_events": "main._visible_events"}, on_table=self._on_table)
-        patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchone()[0]
+        patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchall()[0][0]
         return RunReport("rebuild", read, patients, position)
 
     def _catch_up(self, con: duckdb.DuckDBPyConnection, after: int, on_rows) -> RunReport:
@@ -279,13 +279,13 @@ class Projector:
                         "WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids)")
         # the fact versions depend on the amendments only: without a new one they (and the views) stand
         amended = con.execute("SELECT count(*) FROM main.log WHERE position > ? AND list_contains(?, type)",
-                              [after, list(_AMENDMENT_TYPES)]).fetchone()[0]
+                              [after, list(_AMENDMENT_TYPES)]).fetchall()[0][0]
         versions = self._fold_facts(con, touched=True) if amended else _versions(con)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_visible AS "
                     f"{visible_select('temp.main._touched_log', versions)}")
         # On few rows DuckDB's optimiser costs more than it saves (as in replay.py); it changes plans, never
         # rows (tests: a catch-up either way equals a rebuild, which is optimised).
-        few = con.execute("SELECT count(*) FROM temp.main._touched_visible").fetchone()[0] <= UNOPTIMISED_MAX_ROWS
+        few = con.execute("SELECT count(*) FROM temp.main._touched_visible").fetchall()[0][0] <= UNOPTIMISED_MAX_ROWS
         if few:
             con.execute("PRAGMA disable_optimizer")
         try:
@@ -306,7 +306,7 @@ class Projector:
         touched patients already known hold few rows, estimated from the file's mean per patient."""
         known, patients = con.execute(
             "SELECT count(*) FILTER (WHERE patient_id IN (SELECT patient_id FROM temp.main._touched_ids)), "
-            "count(*) FROM main.patients").fetchone()
+            "count(*) FROM main.patients").fetchall()[0]
         return known * after <= STORE_HISTORY_MAX_ROWS * max(patients, 1)
 
     def _fold_facts(self, con: duckdb.DuckDBPyConnection, touched: bool) -> str | None:
@@ -327,4 +327,4 @@ class Projector:
 def _versions(con: duckdb.DuckDBPyConnection) -> str | None:
     """The fact-versions relation the visible events read; None while no fact is corrected or retracted
     (the amendment join is then left out)."""
-    return "main._fact_versions" if con.execute("SELECT count(*) FROM main._fact_versions").fetchone()[0] else None
+    return "main._fact_versions" if con.execute("SELECT count(*) FROM main._fact_versions").fetchall()[0][0] else None
