@@ -79,3 +79,41 @@ def test_as_of_before_the_death_has_no_error(store):
     """The same as-of path as every reader: before the death was dated, there is nothing to query about it."""
     r = _check(store, "--as-of", "2023-02-01", "--patient", "Q-1")
     assert r.returncode == 0 and "death_before_hsct" not in r.stdout
+
+
+def _timeline(store: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "timeline", "--store", str(store), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cohort_store(tmp_path_factory) -> Path:
+    """The store above and a clean transplanted patient beside Q-1."""
+    path = tmp_path_factory.mktemp("check-cohort") / "data"
+    clean = [{**e, "patient_id": "Q-3"} for e in COURSE if e["patient_id"] == "Q-1"]
+    with Timeline.open(path) as tl:
+        tl.ingest(COURSE + [DEATH_BEFORE_HSCT] + clean)
+        tl.project()
+    return path
+
+
+@pytest.mark.parametrize("command", [["km", "os"], ["cif", "relapse"]])
+def test_estimates_say_who_was_left_out_and_why(cohort_store, command):
+    """A death before the infusion fails no cohort output: the patient is left out, and the output says so."""
+    r = _timeline(cohort_store, *command)
+    assert r.returncode == 0, r.stderr
+    assert "1 patient left out of every endpoint: the death is dated before the origin" in r.stderr
+
+
+def test_with_everyone_left_out_the_estimate_says_so(store):
+    """Not 'unknown endpoint' (defect found trying it): the endpoint is known, no patient is left in it."""
+    r = _timeline(store, "km", "os")
+    assert r.returncode == 1
+    assert "unknown endpoint" not in r.stderr
+    assert "left out of every endpoint" in r.stderr and "no patient has an origin for endpoint 'os'" in r.stderr
+
+
+def test_the_report_says_who_was_left_out(store, tmp_path):
+    r = _timeline(store, "report", "--out", str(tmp_path / "report"))
+    assert r.returncode == 0, r.stderr
+    assert "1 patient left out of every endpoint" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")

@@ -15,9 +15,10 @@ from .views import ProjectionView
 
 def endpoint_frame(view: ProjectionView, endpoint: str, by: str | None = None) -> pl.DataFrame:
     """One row per patient of `endpoint` (time_days, status), with the `patients` column `by` if given."""
-    known = view.sql("SELECT DISTINCT endpoint FROM endpoints ORDER BY 1")["endpoint"].to_list()
-    if endpoint not in known:
-        raise ValueError(f"unknown endpoint {endpoint!r}; endpoints: {', '.join(known) or '(none yet)'}")
+    from ..projections.rules.endpoints import ENDPOINTS
+
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; endpoints: {', '.join(ENDPOINTS)}")
     cols = ""
     if by is not None:
         patient_cols = view.sql("SELECT * FROM patients LIMIT 0").columns
