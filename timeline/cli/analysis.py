@@ -141,7 +141,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
         write_report(view, args.out, as_of=args.as_of, known_at=args.known_at, overrides=_params(args),
-                     now=tl.store.now_us())
+                     now=tl.store.now_us(), percent=args.percent, swimmer_scale=args.swimmer_scale)
     return DONE
 
 
@@ -215,4 +215,7 @@ def register(sub: Any, store_arg) -> None:
     p = sub.add_parser("report", help="the cohort's tables and figures (Markdown, HTML, PNG, SVG)")
     _reader(p, store_arg, formats=False)
     p.add_argument("--out", metavar="DIR", default="report", help="output folder (default ./report)")
+    p.add_argument("--percent", action="store_true", help="survival and incidence axes in percent")
+    p.add_argument("--swimmer-scale", choices=("linear", "symlog"), default="linear",
+                   help="the swimmer plot's day axis (default linear; symlog: linear within ±100 days, log beyond)")
     p.set_defaults(func=cmd_report)

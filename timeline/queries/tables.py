@@ -27,6 +27,12 @@ from .survival import endpoint_frame, left_out
 from .views import ProjectionView
 
 SURVIVAL_ENDPOINTS = {"os": "Overall survival", "efs": "Event-free (failure-free) survival"}
+#: the survival curves of the report's figure and the cohort page
+FIGURE_SURVIVAL = {"os": "Overall survival (OS)", "lfs": "Leukaemia-free survival (LFS)",
+                   "efs": "Event-free survival (EFS)", "grfs": "GVHD-free, relapse-free survival (GRFS)"}
+#: the cumulative incidences (competing risks) of the report's figure and the cohort page
+FIGURE_INCIDENCE = {"relapse": "Relapse", "nrm": "Non-relapse mortality", "agvhd_2_4": "Acute GVHD grade II–IV",
+                    "cgvhd": "Chronic GVHD", "cmv_reactivation": "CMV reactivation"}
 
 
 @dataclass
@@ -46,8 +52,10 @@ class Report:
     complications: pl.DataFrame  # complication, label, patients, episodes
     infections: pl.DataFrame  # category, organism, site, patients, episodes, c_difficile_enterocolitis
     survival: dict[str, pl.DataFrame | None]  # endpoint -> KaplanMeier.table
-    survival_summary: pl.DataFrame  # endpoint, what, time, estimate, lower, upper
+    survival_summary: pl.DataFrame  # endpoint, what, time, estimate, lower, upper, longest_follow_up
     follow_up: FollowUp | None
+    curves: dict[str, pl.DataFrame | None] = field(default_factory=dict)  # os, lfs, efs, grfs: KaplanMeier.table
+    incidence: dict[str, pl.DataFrame | None] = field(default_factory=dict)  # relapse, nrm, …: AalenJohansen.table
     values: dict[str, Any] = field(default_factory=dict)  # named numbers of the cohort
     notes: list[str] = field(default_factory=list)
     # inputs of the figures
@@ -203,19 +211,27 @@ def _km(view: ProjectionView, endpoint: str) -> KaplanMeier | None:
     return None if df is None else KaplanMeier().fit(df, duration="time_days", event="status")
 
 
-def _survival_rows(name: str, km: KaplanMeier | None, horizon: float = 365.0) -> list[dict[str, Any]]:
+#: the fixed times of the survival headline (days, label): estimates there, never "at the last observed time"
+HEADLINE_TIMES = ((365.0, "1 year"), (730.0, "2 years"))
+
+
+def _survival_rows(name: str, km: KaplanMeier | None) -> list[dict[str, Any]]:
+    """The estimate with its 95% CI at each headline time; None where the follow-up does not reach it
+    (the curve is not defined beyond the last observed time)."""
     if km is None:
         return []
     t_max = float(km.table["time"].max())
     rows = []
-    points = [("1 year", horizon)] if t_max >= horizon else [(f"day {t_max:g} (last observed time)", t_max)]
-    if t_max >= horizon:
-        points.append((f"last follow-up (day {t_max:g})", t_max))
-    for what, t in points:
-        r = km.at(t).row(0, named=True)
+    for t, what in HEADLINE_TIMES:
+        r = km.at(t).row(0, named=True) if t <= t_max else {"estimate": None, "lower": None, "upper": None}
         rows.append({"endpoint": name, "what": what, "time": t, "estimate": r["estimate"], "lower": r["lower"],
-                     "upper": r["upper"]})
+                     "upper": r["upper"], "longest_follow_up": t_max})
     return rows
+
+
+def _aj(view: ProjectionView, endpoint: str) -> pl.DataFrame | None:
+    df = _frame(view, endpoint)
+    return None if df is None else AalenJohansen().fit(df, duration="time_days", status="status").table
 
 
 def _cif_at(view: ProjectionView, endpoint: str, t: float) -> tuple[float, float, float] | None:
@@ -400,7 +416,9 @@ def _outcomes(p: pl.DataFrame, v: dict[str, Any], comp: pl.DataFrame, infections
     add(S, "Transplant-related (non-relapse) mortality", nrm)
     add(S, "Relapse after HSCT", n_of(v["relapses_after_hsct"], n))
     for r in surv.to_dicts():
-        add(S, f"{SURVIVAL_ENDPOINTS[r['endpoint']]} at {r['what']}", _pct_ci(r["estimate"], r["lower"], r["upper"]))
+        add(S, f"{SURVIVAL_ENDPOINTS[r['endpoint']]} at {r['what']}",
+            _pct_ci(r["estimate"], r["lower"], r["upper"]) if r["estimate"] is not None
+            else f"not estimable: the longest follow-up is day {r['longest_follow_up']:g}")
     S = "Follow-up"
     if fu is not None:
         add(S, "Follow-up, days, median (range)", f"{_num(fu.median_all)} ({_num(fu.min_all)}–{_num(fu.max_all)})")
@@ -501,6 +519,8 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
     infections = _infections(view)
     ends = _endpoint_counts(view)
     kms = {name: _km(view, name) for name in SURVIVAL_ENDPOINTS}
+    curves = {name: kms[name] if name in kms else _km(view, name) for name in FIGURE_SURVIVAL}
+    incidence = {name: _aj(view, name) for name in FIGURE_INCIDENCE}
     nrm_1y = _cif_at(view, "nrm", 365.0)
     frames = _figure_frames(view)
     fu = None
@@ -515,7 +535,7 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
     survival_summary = pl.DataFrame(
         [row for name, km in kms.items() for row in _survival_rows(name, km)],
         schema={"endpoint": pl.String, "what": pl.String, "time": pl.Float64, "estimate": pl.Float64,
-                "lower": pl.Float64, "upper": pl.Float64})
+                "lower": pl.Float64, "upper": pl.Float64, "longest_follow_up": pl.Float64})
     values = _values(p, comp, infections, ends, kms, fu, nrm_1y, n_registered)
     return Report(
         as_of=as_of, known_at=known_at, computed_at=computed_at, view=view.description,
@@ -526,5 +546,6 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
         outcomes=_outcomes(p, values, comp_table, infections, survival_summary, fu, nrm_1y),
         complications=comp_table, infections=infections,
         survival={k: (v.table if v is not None else None) for k, v in kms.items()},
+        curves={k: (v.table if v is not None else None) for k, v in curves.items()}, incidence=incidence,
         survival_summary=survival_summary, follow_up=fu, values=values, notes=[*view.notes, *left_out(view)],
         **frames)
