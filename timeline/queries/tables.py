@@ -129,6 +129,8 @@ def _pct_ci(est: float | None, lo: float | None, hi: float | None) -> str:
 # ----------------------------------------------------------------------------------------- the queries
 
 _COHORT = "cohort AS (SELECT patient_id, hsct_on FROM patients WHERE hsct_on IS NOT NULL)"
+_COHORT_IN = ("cohort AS (SELECT patient_id, hsct_on FROM patients WHERE hsct_on IS NOT NULL "
+              "AND list_contains($ids, patient_id))")
 
 #: The listing behind Table 1 and the outcomes: one row per transplanted patient, every column a
 #: projection column (or a count over one).
@@ -242,17 +244,26 @@ def _cif_at(view: ProjectionView, endpoint: str, t: float) -> tuple[float, float
     return r["estimate"], r["lower"], r["upper"]
 
 
-def _figure_frames(view: ProjectionView) -> dict[str, pl.DataFrame]:
-    lanes = view.sql(f"""
-WITH {_COHORT},
+def figure_frames(view: ProjectionView, ids: Sequence[str] | None = None,
+                  counts: bool = True) -> dict[str, pl.DataFrame]:
+    """The rows the figures draw (swimmer lanes, spans and markers; counts, transfusions and engraftment days
+    unless `counts` is false), for the transplanted patients, or those of them in `ids`."""
+    cohort = _COHORT if ids is None else _COHORT_IN
+    bound = None if ids is None else {"ids": list(ids)}
+
+    def q(sql: str) -> pl.DataFrame:
+        return view.sql(sql.replace("{cohort}", cohort), bound)
+
+    lanes = q("""
+WITH {cohort},
 starts AS (SELECT patient_id, min(start_day) AS first_day FROM blinatumomab_cycles GROUP BY patient_id)
 SELECT p.patient_id, least(coalesce(s.first_day, 0), coalesce(p.conditioning_day, 0), 0) AS start_day,
        date_diff('day', p.hsct_on, coalesce(p.death_on, p.last_contact_on)) AS end_day,
        p.patient_id AS label
 FROM patients p JOIN cohort USING (patient_id) LEFT JOIN starts s USING (patient_id)
 ORDER BY p.hsct_on, p.patient_id""")
-    spans = view.sql(f"""
-WITH {_COHORT},
+    spans = q("""
+WITH {cohort},
 last AS (SELECT p.patient_id, date_diff('day', p.hsct_on, p.last_contact_on) AS last_day
          FROM patients p JOIN cohort USING (patient_id))
 SELECT c.patient_id, 'blinatumomab' AS kind, c.start_day, coalesce(c.stop_day, least(0, last.last_day)) AS end_day
@@ -265,8 +276,8 @@ SELECT g.patient_id, CASE WHEN g.kind = 'chronic' THEN 'cgvhd' ELSE 'agvhd' END,
        coalesce(g.resolved_day, last.last_day)
 FROM gvhd_episodes g JOIN last USING (patient_id)
 ORDER BY 1, 3""")
-    markers = view.sql(f"""
-WITH {_COHORT},
+    markers = q("""
+WITH {cohort},
 m AS (
     SELECT patient_id, complication AS kind, day FROM complications
     WHERE day >= 0 AND complication NOT IN ('agvhd_2_4', 'agvhd_3_4', 'cgvhd_systemic')
@@ -280,22 +291,24 @@ m AS (
                      date_diff('day', hsct_on, coalesce(death_on, last_contact_on))
               FROM patients WHERE hsct_on IS NOT NULL)
 SELECT m.patient_id, m.kind, m.day FROM m JOIN cohort USING (patient_id) ORDER BY m.patient_id, m.day, m.kind""")
-    counts = view.sql(f"""
-WITH {_COHORT}
+    frames = {"swimmer_lanes": lanes, "swimmer_spans": spans, "swimmer_markers": markers}
+    if not counts:
+        return frames
+    count_rows = q("""
+WITH {cohort}
 SELECT b.patient_id, b.day, b.anc_e9_per_l AS anc, b.platelets_e9_per_l AS platelets
 FROM blood_counts b JOIN cohort c USING (patient_id)
 WHERE b.day BETWEEN -14 AND 120 AND (b.anc_e9_per_l IS NOT NULL OR b.platelets_e9_per_l IS NOT NULL)
 ORDER BY c.hsct_on, b.patient_id, b.day""")
-    transfusions = view.sql(f"""
-WITH {_COHORT}
+    transfusions = q("""
+WITH {cohort}
 SELECT b.patient_id, b.day FROM blood_counts b JOIN cohort USING (patient_id)
 WHERE b.platelets_transfused AND b.day BETWEEN -14 AND 120 ORDER BY b.patient_id, b.day""")
-    engraftment = view.sql(f"""
-WITH {_COHORT}
+    engraftment = q("""
+WITH {cohort}
 SELECT g.patient_id, g.neutrophil_day, g.platelet_day FROM engraftment g JOIN cohort USING (patient_id)
 ORDER BY g.patient_id""")
-    return {"swimmer_lanes": lanes, "swimmer_spans": spans, "swimmer_markers": markers, "counts": counts,
-            "transfusions": transfusions, "engraftment": engraftment}
+    return frames | {"counts": count_rows, "transfusions": transfusions, "engraftment": engraftment}
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -522,7 +535,7 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
     curves = {name: kms[name] if name in kms else _km(view, name) for name in FIGURE_SURVIVAL}
     incidence = {name: _aj(view, name) for name in FIGURE_INCIDENCE}
     nrm_1y = _cif_at(view, "nrm", 365.0)
-    frames = _figure_frames(view)
+    frames = figure_frames(view)
     fu = None
     os_df = p.select("follow_up_days", (pl.col("vital_status") == "dead").cast(pl.Int64).alias("status")) \
         .filter(pl.col("follow_up_days").is_not_null())
