@@ -23,14 +23,15 @@ def free_port(host: str = HOST) -> int:
 
 
 @contextmanager
-def running(timeline: Any, host: str = HOST, port: int | None = None) -> Iterator[str]:
-    """The app over `timeline` served on `host` (a free port by default) in a thread; yields its base URL."""
+def running(timeline: Any, host: str = HOST, port: int | None = None, app: Any = None) -> Iterator[str]:
+    """The app over `timeline` (or `app`) served on `host` (a free port by default) in a thread; yields its
+    base URL."""
     import uvicorn
 
     from .app import create_app
 
     port = port or free_port(host)
-    server = uvicorn.Server(uvicorn.Config(create_app(timeline), host=host, port=port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app or create_app(timeline), host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, name="timeline-serve", daemon=True)
     thread.start()
