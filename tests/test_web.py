@@ -100,6 +100,8 @@ def test_cohort_page_loads_the_seed_cohort(watched, base):
     page = watched.open(base + "/?by=donor")
     assert page.locator("p.pvalue").count() == 9
     assert page.locator("#p-cmv_reactivation").inner_text().startswith("Gray's test: p = ")
+    assert page.locator("#p-grfs").inner_text().startswith("log-rank: p = ")
+    assert page.locator("#p-os").inner_text() == "no event yet: nothing to test"  # nobody died in the seed
     # a filter narrows the list
     page.select_option("#filter-donor", "matched_sibling")
     page.click("#filter-apply")

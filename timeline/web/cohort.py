@@ -144,6 +144,9 @@ def _curves(view: ProjectionView, ids: list[str], by: str | None) -> list[Curve]
                 out.append(Curve(endpoint, title, kind, pl.DataFrame(), [], times, None, "no patient at risk"))
                 continue
             table = fitted(df, kind, by).table
-            test = compare(kind, df, by) if by and df[by].n_unique() > 1 else None
-            out.append(Curve(endpoint, title, kind, _steps(table, by, kind), _at_risk(table, by, times), times, test))
+            events = int((df["status"] == 1).sum())
+            test = compare(kind, df, by) if by and df[by].n_unique() > 1 and events else None
+            note = "no event yet: nothing to test" if by and not events else ""
+            out.append(Curve(endpoint, title, kind, _steps(table, by, kind), _at_risk(table, by, times), times, test,
+                             note))
     return out
