@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 STORE  ?= ./timeline-data
 
-.PHONY: install demo test bench docs clean
+.PHONY: install browser demo test bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+# Debian's Chromium: the browser tests and the demo's screenshots (installed with apt when missing)
+browser:
+	@sh .ci/ensure-chromium
+
+demo: install browser
 	$(PY) -m timeline.demo --store $(STORE)
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 docs: install
@@ -30,6 +34,7 @@ docs: install
 bench: install
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/projections.py
+	$(PY) benchmarks/web.py
 
 clean:
 	rm -rf $(VENV) timeline-data .pytest_cache .hypothesis

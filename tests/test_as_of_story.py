@@ -196,7 +196,7 @@ def test_report_command(timeline: Timeline, store_dir: Path, tmp_path: Path):
     assert "| Neutrophil engraftment day, median (range) | 12 (11–16) |" in printed
     assert f"written to {out}" in printed
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert html.count("<svg") == 3 and "platelet_threshold_e9_per_l = 50.0" in html
+    assert html.count("<svg") == 4 and "platelet_threshold_e9_per_l = 50.0" in html
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "(swimmer.png)" in md and "(survival.png)" in md and "(counts.png)" in md
 

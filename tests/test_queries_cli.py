@@ -78,3 +78,29 @@ def test_params_lists_every_rule_parameter(store):
     assert {"anc_threshold_e9_per_l", "platelet_transfusion_free_days", "mrd_negative_below_percent",
             "full_donor_chimerism_above_percent", "endpoint_origin"} <= names
     assert all(x["source"] for x in json.loads(r.stdout))
+
+
+def test_km_median_at_times_and_logrank(store):
+    r = run("km", "os", "--by", "donor", "--at", "365,730", store=store)
+    assert r.returncode == 0, r.stderr
+    assert "Median (95% CI, Brookmeyer–Crowley" in r.stdout and "log-rank test by donor: chi² = " in r.stdout
+    r = run("km", "os", "--at", "365,730", "--format", "json", store=store)
+    rows = json.loads(r.stdout)
+    assert [x["time"] for x in rows] == [365.0, 730.0] and {"estimate", "lower", "upper"} <= set(rows[0])
+    assert r.stderr.splitlines()[-2:] == ["n,events,median,lower,upper", "5,0,inf,inf,inf"]
+
+
+def test_cif_by_gives_grays_test_and_strata_need_by(store):
+    from timeline.app import Timeline
+    from timeline.queries.comparisons import GrayTest
+    from timeline.queries.survival import endpoint_frame
+
+    r = run("cif", "cmv_reactivation", "--by", "donor", store=store)
+    assert r.returncode == 0, r.stderr
+    with Timeline.open(str(store), create=False) as tl, tl.as_of() as view:
+        expected = GrayTest().fit(endpoint_frame(view, "cmv_reactivation", "donor"), by="donor")
+    assert expected.statistic > 0 and expected.sentence() in r.stdout
+    r = run("cif", "relapse", "--strata", "sex", store=store)
+    assert r.returncode == 1 and "--strata needs --by" in r.stderr
+    r = run("km", "os", "--at", "a year", store=store)
+    assert r.returncode == 2 and "365,730" in r.stderr

@@ -92,7 +92,8 @@ def test_table1_mrd_before_hsct_per_patient(report: Report):
     ("Steroid-refractory acute GVHD", "2/5 (40%)"),
     ("Chronic GVHD", "0/5 (0%)"),
     ("Overall survival at 1 year", "100.0% (95% CI 100.0–100.0%)"),
-    ("Event-free (failure-free) survival at last follow-up (day 1015)", "100.0% (95% CI 100.0–100.0%)"),
+    ("Overall survival at 2 years", "100.0% (95% CI 100.0–100.0%)"),
+    ("Event-free (failure-free) survival at 2 years", "100.0% (95% CI 100.0–100.0%)"),
     ("Follow-up, days, median (range)", "173 (52–1015)"),
     ("Alive in continuous complete remission", "5/5 (100%)"),
     ("Active GVHD", "0/5 (0%)"),
@@ -187,7 +188,7 @@ def test_figure_frames(report: Report):
 
 def test_figures_written_as_png_and_svg(report: Report, tmp_path: Path):
     figs = render_figures(report)
-    assert set(figs) == {"swimmer", "survival", "counts"}
+    assert set(figs) == {"swimmer", "survival", "incidence", "counts"}
     for stem, fig in figs.items():
         saved = F.save_figure(fig, tmp_path, stem)
         png, svg = Path(saved["png"]), Path(saved["svg"])

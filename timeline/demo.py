@@ -7,7 +7,9 @@
 2. catches the projection file up,
 3. writes the outcomes report as of the cohort's data cut-off (`data_cutoff` of `cohort.json`),
 4. sets each statement of the paper's abstract (`abstract` of `cohort.json`: the numbers each statement
-   rests on) against what the engine computed, and exits 1 if one disagrees.
+   rests on) against what the engine computed, and exits 1 if one disagrees,
+5. takes screenshots of `timeline serve`'s cohort page and of one patient's page (`<out>/screens/`), in
+   the system's Chromium (Debian package `chromium`; the Makefile installs it).
 """
 
 from __future__ import annotations
@@ -77,11 +79,32 @@ def compare(abstract: Sequence[Mapping[str, Any]], values: Mapping[str, Any]) ->
     return rows
 
 
+#: the pages `make demo` photographs: (file stem, page); JH-03 is the patient of the paper's figure
+SCREENS = (("cohort", "/?by=donor"), ("patient-JH-03", "/patient/JH-03"))
+
+
+def _screens(store: str, out: Path) -> list[Path] | None:
+    """Screenshots of the web view's pages; None (and why) when they cannot be taken."""
+    from .app import Timeline
+    from .web.server import screenshots
+
+    try:
+        with Timeline.open(store, create=False) as tl:
+            written = screenshots(tl, out, SCREENS)
+    except (FileNotFoundError, ImportError) as e:
+        print(f"screenshots not taken: {e}", file=sys.stderr)
+        return None
+    for path in written:
+        print(f"{path.resolve()}")
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m timeline.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=DEFAULT_DATA_FOLDER, help=f"data folder (default {DEFAULT_DATA_FOLDER})")
     parser.add_argument("--out", default="./report", help="report folder (default ./report)")
     parser.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="seed cohort folder")
+    parser.add_argument("--no-screens", action="store_true", help="skip the screenshots of the web view")
     args = parser.parse_args(argv)
 
     from .app import Timeline
@@ -133,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"     {'':<{width}}  engine: {r['engine']}")
     agreed = sum(r["agrees"] for r in rows)
     print(f"\n{agreed} of {len(rows)} abstract statements reproduced.")
+    if not args.no_screens:
+        print("\n== 5. screenshots of `timeline serve`")
+        shots = _screens(args.store, out / "screens")
+        if shots is None:
+            return 1
     print(f"demo finished in {time.perf_counter() - started:.1f} s")
     return 0 if agreed == len(rows) else 1
 

@@ -94,14 +94,37 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def _estimate(args: argparse.Namespace, kind: str) -> int:
+    """The table (or the estimates at --at), then the median (km) and the test across --by: after the table
+    in the table format, on stderr with csv and json (stdout stays one frame)."""
     from ..app import Timeline
-    from ..queries.survival import estimate_from, left_out
+    from ..queries.survival import left_out, summarise
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
         for note in left_out(view):
             print(f"timeline {args.command}: note: {note}", file=sys.stderr)
-        print_frame(estimate_from(view, kind, args.endpoint, by=args.by), args.format)
+        got = summarise(view, kind, args.endpoint, by=args.by, strata=args.strata, at=args.at)
+    print_frame(got.at if got.at is not None else got.table, args.format)
+    out = sys.stdout if args.format == "table" else sys.stderr
+    if got.median is not None:
+        print("\nMedian (95% CI, Brookmeyer–Crowley; inf = not reached), days:", file=out)
+        if out is sys.stdout:
+            print_frame(got.median, "table")
+        else:
+            out.write(got.median.write_csv())
+    if got.test is not None:
+        print(("\n" if out is sys.stdout else "") + got.test.sentence(), file=out)
     return DONE
+
+
+def times(text: str) -> list[float]:
+    """argparse type: days, comma-separated (`365,730`)."""
+    try:
+        got = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes days separated by commas (365,730), got {text!r}") from None
+    if not got or any(t < 0 for t in got):
+        raise argparse.ArgumentTypeError(f"takes days >= 0 separated by commas (365,730), got {text!r}")
+    return got
 
 
 def cmd_km(args: argparse.Namespace) -> int:
@@ -118,7 +141,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
         write_report(view, args.out, as_of=args.as_of, known_at=args.known_at, overrides=_params(args),
-                     now=tl.store.now_us())
+                     now=tl.store.now_us(), percent=args.percent, swimmer_scale=args.swimmer_scale)
     return DONE
 
 
@@ -183,7 +206,11 @@ def register(sub: Any, store_arg) -> None:
                              ("cif", cmd_cif, "cumulative incidence (Aalen–Johansen, competing risks)")):
         p = sub.add_parser(name, help=f"{what} of an endpoint (endpoints.endpoint)")
         p.add_argument("endpoint")
-        p.add_argument("--by", metavar="COLUMN", help="a column of `patients` to stratify by")
+        p.add_argument("--by", metavar="COLUMN", help="a column of `patients` to compare the groups of (curves per "
+                       "group, and the " + ("log-rank" if name == "km" else "Gray") + " test)")
+        p.add_argument("--strata", metavar="COLUMN", help="with --by: the test stratified by this column of `patients`")
+        p.add_argument("--at", metavar="DAYS", type=times, help="print the estimates at these days (e.g. 365,730) "
+                       "instead of the whole table")
         _reader(p, store_arg)
         p.set_defaults(func=func)
 
@@ -200,4 +227,7 @@ def register(sub: Any, store_arg) -> None:
     p = sub.add_parser("report", help="the cohort's tables and figures (Markdown, HTML, PNG, SVG)")
     _reader(p, store_arg, formats=False)
     p.add_argument("--out", metavar="DIR", default="report", help="output folder (default ./report)")
+    p.add_argument("--percent", action="store_true", help="survival and incidence axes in percent")
+    p.add_argument("--swimmer-scale", choices=("linear", "symlog"), default="linear",
+                   help="the swimmer plot's day axis (default linear; symlog: linear within ±100 days, log beyond)")
     p.set_defaults(func=cmd_report)

@@ -7,12 +7,16 @@ returns the SVG text for inline embedding in HTML (ids prefixed so several figur
 
 * `swimmer_plot`: one lane per patient from the start of bridging to the last contact (day 0 = the
   infusion): blinatumomab cycles and conditioning as bars, GVHD episodes as thin bars, engraftment and
-  complication markers, last follow-up (alive) or death. The day axis is linear around day 0 and
-  logarithmic beyond ±`linear_days`, so engraftment days and years of follow-up are both readable.
-* `km_plot`: Kaplan–Meier curves (step functions) with the 95% band, censoring ticks and a
-  numbers-at-risk table under each axis.
+  complication markers, last follow-up (alive) or death. The day axis is linear (default) or symlog
+  (linear around day 0, logarithmic beyond ±`linear_days`); its ticks always cover the data (`day_ticks`).
+* `curves_plot` (`km_plot`, `cif_plot`): Kaplan–Meier or cumulative-incidence step functions, several per
+  panel, with the 95% band (drawn, and in the legend, only where it has a width), censoring ticks, the
+  numbers at risk right under the axis (one row per curve), optionally a percent axis.
 * `count_trajectories`: ANC and platelets per patient against the day, log scale, the engraftment
-  thresholds dashed, the engraftment day marked, platelet transfusions as ticks.
+  thresholds dashed, the engraftment day marked, platelet transfusions as ticks, zero counts on a line
+  labelled 0; labels sit outside the data area so they never overprint a value.
+
+The style is set for each call (`styled`), never on import.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import NullLocator
 
-__all__ = ["swimmer_plot", "km_plot", "count_trajectories", "save_figure", "svg_markup", "inline_svg", "MARKERS"]
+__all__ = ["swimmer_plot", "km_plot", "cif_plot", "curves_plot", "day_ticks", "count_trajectories", "save_figure", "svg_markup", "inline_svg", "MARKERS"]
 
 _RC = {
     "svg.hashsalt": "timeline-report",
@@ -135,24 +139,43 @@ def _rows(df: pl.DataFrame | None) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ swimmer
 
-def _symlog_ticks(lo: float, hi: float, linear: float) -> list[int]:
-    candidates = [-365, -180, -100, -60, -30, 0, 30, 60, 100, 180, 365, 730, 1826, 3652]
-    ticks = [t for t in candidates if lo <= t <= hi]
-    if linear < 60:
-        ticks = [t for t in ticks if abs(t) >= linear or t == 0]
-    return ticks
+#: day ticks of the symlog axis (round clinical days and whole years)
+_SYMLOG_TICKS = (-730, -365, -100, -30, 0, 30, 100, 180, 365, 730, 1095, 1826, 3652)
+
+
+def day_ticks(lo: float, hi: float, scale: str = "linear", linear_days: float = 100.0) -> list[int]:
+    """Day ticks whose first is at or before `lo` and whose last is at or after `hi` (the ticks cover the
+    data). Linear: a round step (7, 14, 30, 60, 90, 180, 365 or whole years) giving at most 12 ticks, with 0
+    among them; symlog: round clinical days (0, ±30, ±100, 1 year, …) from the last at or before `lo` to the
+    first at or after `hi`, beyond ±`linear_days` only where they are apart on the log part."""
+    if scale == "symlog":
+        below = [t for t in _SYMLOG_TICKS if t <= lo]
+        above = [t for t in _SYMLOG_TICKS if t >= hi]
+        first = below[-1] if below else 365 * math.floor(lo / 365)
+        last = above[0] if above else 365 * math.ceil(hi / 365)
+        inner = [t for t in _SYMLOG_TICKS if first < t < last and (abs(t) >= min(linear_days, 30) or t == 0)]
+        return [int(first), *inner, int(last)]
+    span = max(hi - lo, 1.0)
+    for step in (7, 14, 30, 60, 90, 180, 365, 730, 1461, 3652):
+        a, b = step * math.floor(lo / step), step * math.ceil(hi / step)
+        if (b - a) / step <= 11 or step == 3652:
+            return list(range(int(a), int(b) + 1, step))
+    return [int(lo), int(lo + span)]
 
 
 @styled
 def swimmer_plot(lanes: pl.DataFrame, spans: pl.DataFrame | None = None, markers: pl.DataFrame | None = None,
-                 *, title: str | None = None, linear_days: float = 100.0) -> Figure:
-    """Swimmer plot, one lane per patient.
+                 *, title: str | None = None, scale: str = "linear", linear_days: float = 100.0) -> Figure:
+    """Swimmer plot, one lane per patient, on a day axis that is linear (default) or, with
+    `scale="symlog"`, linear within ±`linear_days` and logarithmic beyond; the ticks cover the data.
 
     lanes: `patient_id`, `start_day` (first day drawn, e.g. the start of bridging, negative),
     `end_day` (last contact or death), optional `label` (text at the left of the lane).
     spans: `patient_id`, `kind` (a key of `SPANS`), `start_day`, `end_day`.
     markers: `patient_id`, `kind` (a key of `MARKERS`), `day`.
     """
+    if scale not in ("linear", "symlog"):
+        raise ValueError(f"scale must be 'linear' or 'symlog', got {scale!r}")
     lane_rows = _rows(lanes)
     n = len(lane_rows)
     fig = Figure(figsize=(11, 1.2 + 0.55 * max(n, 1)), layout="constrained")
@@ -164,8 +187,10 @@ def swimmer_plot(lanes: pl.DataFrame, spans: pl.DataFrame | None = None, markers
         ax.set_axis_off()
         return fig
     ypos = {r["patient_id"]: n - 1 - i for i, r in enumerate(lane_rows)}
-    lo = min(min((r["start_day"] for r in lane_rows if r["start_day"] is not None), default=0), 0)
-    hi = max(max((r["end_day"] for r in lane_rows if r["end_day"] is not None), default=0), 1)
+    days = [d for r in lane_rows for d in (r["start_day"], r["end_day"]) if d is not None]
+    days += [d for r in _rows(spans) for d in (r["start_day"], r["end_day"]) if d is not None and r["patient_id"] in ypos]
+    days += [r["day"] for r in _rows(markers) if r["day"] is not None and r["patient_id"] in ypos]
+    lo, hi = min([*days, 0]), max([*days, 1])
     for r in lane_rows:
         y = ypos[r["patient_id"]]
         s = r["start_day"] if r["start_day"] is not None else 0
@@ -198,15 +223,18 @@ def swimmer_plot(lanes: pl.DataFrame, spans: pl.DataFrame | None = None, markers
         if kind not in used_markers:
             used_markers.append(kind)
     ax.axvline(0, color="#222222", lw=0.8, ls=":", zorder=0)
-    ax.set_xscale("symlog", linthresh=linear_days, linscale=1.6)
-    span = hi - lo
-    ax.set_xlim(lo - 0.12 * max(abs(lo), 10), hi + 0.1 * max(span, 10))
-    ticks = _symlog_ticks(lo, hi, linear_days)
+    ticks = day_ticks(lo, hi, scale, linear_days)
+    if scale == "symlog":
+        ax.set_xscale("symlog", linthresh=linear_days, linscale=1.6)
+        ax.set_xlabel(f"days from stem-cell infusion (linear within ±{linear_days:g} days, logarithmic beyond)")
+    else:
+        ax.set_xlabel("days from stem-cell infusion")
+    pad = 0.01 * (ticks[-1] - ticks[0])
+    ax.set_xlim(ticks[0] - pad, ticks[-1] + pad)
     ax.set_xticks(ticks, [f"{t:+d}" if t else "0" for t in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_yticks(list(ypos.values()), [r.get("label") or r["patient_id"] for r in lane_rows])
     ax.set_ylim(-0.8, n - 0.2)
-    ax.set_xlabel(f"days from stem-cell infusion (linear within ±{linear_days:g} days, logarithmic beyond)")
     ax.grid(axis="x", color="#eeeeee", lw=0.6, zorder=0)
     handles = [Patch(color=SPANS[k][0], label=SPANS[k][2]) for k in used_spans if k in SPANS]
     for k in used_markers:
@@ -235,53 +263,122 @@ def _at_risk(table: pl.DataFrame, t: float) -> int:
     return int(later["at_risk"][0]) if later.height else 0
 
 
-@styled
-def km_plot(curves: Mapping[str, pl.DataFrame | None], *, titles: Mapping[str, str] | None = None,
-            at_risk_times: Sequence[float] | None = None, xlabel: str = "days from stem-cell infusion") -> Figure:
-    """One panel per curve: the Kaplan–Meier step function with its 95% band, censoring ticks and
-    a numbers-at-risk row under the axis.
+#: curve colours, in order (colour-blind safe: Okabe–Ito)
+CURVE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: censoring times marked on a curve at most (a large cohort's ticks would hide the curve)
+MAX_CENSORING_TICKS = 80
+#: gap between the tick labels and the first row of numbers at risk, and between rows (points)
+_RISK_GAP, _RISK_ROW = 3.0, 10.0
 
-    Each frame is a `KaplanMeier.table`: `time, at_risk, events, censored, estimate, lower, upper`
-    (one row per distinct observed time). `None` or an empty frame draws an empty panel.
+
+def _drawn_band(lo: np.ndarray, hi: np.ndarray) -> bool:
+    """A confidence band is drawn only where it has a width (a band of zero width gets no legend entry)."""
+    return bool(np.any(np.abs(hi - lo) > 1e-12))
+
+
+def _risk_rows(ax: Any, fig: Figure, rows: Sequence[tuple[str, str, pl.DataFrame]], times: Sequence[float]) -> None:
+    """Numbers at risk right under the axis: one row per curve, just below the tick labels (offsets in
+    points from the axis, so the rows sit there at any figure size); the axis label goes below them."""
+    from matplotlib.transforms import ScaledTranslation, blended_transform_factory
+
+    labels = ax.xaxis.get_majorticklabels()
+    tick_pad = ax.xaxis.get_tick_padding() + (labels[0].get_fontsize() if labels else 9.0) * 1.3
+    base = blended_transform_factory(ax.transData, ax.transAxes)
+    for i, (name, colour, table) in enumerate(rows):
+        down = (tick_pad + _RISK_GAP + _RISK_ROW * i) / 72.0
+        shift = base + ScaledTranslation(0, -down, fig.dpi_scale_trans)
+        label_t = ax.transAxes + ScaledTranslation(-18 / 72.0, -down, fig.dpi_scale_trans)
+        ax.text(0, 0, name if len(rows) > 1 else "at risk", transform=label_t, ha="right", va="top", fontsize=7.5,
+                color=colour, gid="at-risk-label")
+        for x in times:
+            ax.text(x, 0, str(_at_risk(table, x)), transform=shift, ha="center", va="top", fontsize=7.5,
+                    color=colour, gid="at-risk")
+    ax.xaxis.labelpad = _RISK_GAP + _RISK_ROW * len(rows) + 2
+
+
+@styled
+def curves_plot(panels: Mapping[str, Mapping[str, pl.DataFrame | None]], *, kind: str = "km",
+                at_risk_times: Sequence[float] | None = None, percent: bool = False,
+                xlabel: str = "days from stem-cell infusion", ncols: int | None = None) -> Figure:
+    """One panel per entry of `panels` (title -> {curve label -> estimator table}): step functions with
+    their 95% band (drawn, and in the legend, only where it has a width), censoring ticks, and the numbers
+    at risk right under the axis (one row per curve).
+
+    `kind`: "km" (survival, from 1; tables of `KaplanMeier`) or "cif" (cumulative incidence, from 0; tables
+    of `AalenJohansen`). `percent`: the y axis in percent (0–100 %) instead of probabilities.
     """
-    names = list(curves)
-    fig = Figure(figsize=(5.2 * max(len(names), 1), 4.2), layout="constrained")
-    axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
-    t_max = max((float(df["time"].max()) for df in curves.values() if df is not None and df.height), default=0.0)
+    from matplotlib.ticker import PercentFormatter
+
+    if kind not in ("km", "cif"):
+        raise ValueError(f"kind must be 'km' or 'cif', got {kind!r}")
+    names = list(panels)
+    cols = ncols or min(max(len(names), 1), 2)
+    nrows = math.ceil(max(len(names), 1) / cols)
+    n_curves = max((len(c) for c in panels.values()), default=1)
+    fig = Figure(figsize=(5.4 * cols, (3.6 + 0.16 * n_curves) * nrows), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    tables = [df for c in panels.values() for df in c.values() if df is not None and df.height]
+    t_max = max((float(df["time"].max()) for df in tables), default=0.0)
     times = list(at_risk_times) if at_risk_times is not None else _nice_times(max(t_max, 1.0))
+    start = 1.0 if kind == "km" else 0.0
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
     for ax, name in zip(axes, names):
-        df = curves[name]
-        ax.set_title((titles or {}).get(name, name), loc="left")
+        ax.set_title(name, loc="left")
         ax.set_ylim(-0.02, 1.04)
         ax.set_xlim(0, max(times[-1] if times else t_max, t_max, 1.0))
-        ax.set_ylabel("probability")
+        ax.set_ylabel(("survival" if kind == "km" else "cumulative incidence") + (" (%)" if percent else ""))
+        if percent:
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0, symbol=""))
         ax.grid(color="#eeeeee", lw=0.6)
-        if df is None or df.height == 0:
-            ax.text(0.5, 0.5, "no patient at risk", ha="center", va="center", transform=ax.transAxes)
-            continue
-        t = np.concatenate([[0.0], df["time"].cast(pl.Float64).to_numpy()])
-        s = np.concatenate([[1.0], df["estimate"].to_numpy()])
-        lo = np.concatenate([[1.0], df["lower"].to_numpy()])
-        hi = np.concatenate([[1.0], df["upper"].to_numpy()])
-        t_end = float(t[-1])
-        ts = np.append(t, t_end)
-        ax.fill_between(ts, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post", color="#3b6fb6",
-                        alpha=0.18, lw=0, label="95% CI (log-log)")
-        ax.step(ts, np.append(s, s[-1]), where="post", color="#3b6fb6", lw=1.8, label="Kaplan–Meier")
-        cens = df.filter(pl.col("censored") > 0)
-        if cens.height:
-            ax.plot(cens["time"].to_numpy(), cens["estimate"].to_numpy(), ls="none", marker="|", ms=9,
-                    color="#3b6fb6", mew=1.4, label="censored")
         ax.set_xticks(times, [f"{x:g}" for x in times])
-        ax.legend(loc="lower left", frameon=False, fontsize=8)
-        # numbers at risk: a row of text under the axis, aligned with the ticks
-        ax.text(-0.03, -0.27, "at risk", transform=ax.transAxes, ha="right", va="top", fontsize=8, color="#444444")
-        x0, x1 = ax.get_xlim()
-        for x in times:
-            ax.text((x - x0) / (x1 - x0), -0.27, str(_at_risk(df, x)), transform=ax.transAxes, ha="center",
-                    va="top", fontsize=8)
-        ax.set_xlabel(xlabel, labelpad=22)
+        risk: list[tuple[str, str, pl.DataFrame]] = []
+        ticked = False
+        for i, (label, df) in enumerate(panels[name].items()):
+            colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+            if df is None or df.height == 0:
+                continue
+            t = np.concatenate([[0.0], df["time"].cast(pl.Float64).to_numpy()])
+            est = np.concatenate([[start], df["estimate"].to_numpy()])
+            lo = np.concatenate([[start], df["lower"].to_numpy()])
+            hi = np.concatenate([[start], df["upper"].to_numpy()])
+            ts = np.append(t, t[-1])
+            if _drawn_band(lo, hi):
+                ax.fill_between(ts, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post", color=colour,
+                                alpha=0.15, lw=0, label=f"{label}: 95% CI" if len(panels[name]) > 1 else "95% CI")
+            ax.step(ts, np.append(est, est[-1]), where="post", color=colour, lw=1.8, label=label)
+            cens = df.filter(pl.col("censored") > 0)
+            if 0 < cens.height <= MAX_CENSORING_TICKS:
+                ax.plot(cens["time"].to_numpy(), cens["estimate"].to_numpy(), ls="none", marker="|", ms=8,
+                        color=colour, mew=1.2)
+                ticked = True
+            risk.append((label, colour, df))
+        if not risk:
+            ax.text(0.5, 0.5, "no patient at risk", ha="center", va="center", transform=ax.transAxes)
+        else:
+            handles, labels = ax.get_legend_handles_labels()
+            if ticked:
+                handles.append(Line2D([], [], ls="none", marker="|", ms=8, color="#444444", mew=1.2))
+                labels.append("censored")
+            ax.legend(handles, labels, loc="upper right" if kind == "cif" else "lower left", frameon=False,
+                      fontsize=7.5)
+            _risk_rows(ax, fig, risk, times)
+        ax.set_xlabel(xlabel)
     return fig
+
+
+def km_plot(curves: Mapping[str, pl.DataFrame | None], *, titles: Mapping[str, str] | None = None,
+            at_risk_times: Sequence[float] | None = None, xlabel: str = "days from stem-cell infusion",
+            percent: bool = False) -> Figure:
+    """One panel per Kaplan–Meier table (`KaplanMeier.table`), titled by `titles`; see `curves_plot`."""
+    panels = {(titles or {}).get(k, k): {"Kaplan–Meier": df} for k, df in curves.items()}
+    return curves_plot(panels, kind="km", at_risk_times=at_risk_times, percent=percent, xlabel=xlabel)
+
+
+def cif_plot(panels: Mapping[str, Mapping[str, pl.DataFrame | None]], *, percent: bool = False,
+             at_risk_times: Sequence[float] | None = None) -> Figure:
+    """Cumulative incidence panels (`AalenJohansen.table` per curve, e.g. relapse and NRM in one panel)."""
+    return curves_plot(panels, kind="cif", at_risk_times=at_risk_times, percent=percent)
 
 
 # ----------------------------------------------------------------------------------- blood counts
@@ -290,20 +387,24 @@ def km_plot(curves: Mapping[str, pl.DataFrame | None], *, titles: Mapping[str, s
 def count_trajectories(counts: pl.DataFrame, engraftment: pl.DataFrame | None = None, *,
                        anc_threshold: float = 0.5, platelet_threshold: float = 20.0,
                        transfusions: pl.DataFrame | None = None, day_range: tuple[int, int] = (-7, 60),
-                       floor: float = 0.01) -> Figure:
+                       floor: float | None = None) -> Figure:
     """Per patient (one row each), ANC and platelets against the day on a log scale.
 
     counts: `patient_id`, `day`, `anc`, `platelets` (×10⁹/L; the lowest value of the day).
     engraftment: `patient_id`, `neutrophil_day`, `platelet_day` (vertical marker lines).
     transfusions: `patient_id`, `day` (platelet transfusions, ticks at the bottom of the platelet panel).
-    Zero values are drawn at `floor` (a log axis has no 0).
+
+    A log axis has no 0: a count of zero is drawn as an open marker on a bottom line labelled "0" (at
+    `floor`, by default a decade below the lowest positive count), so it reads as zero, not as a small value.
+    No label sits on the data: the threshold values are written in the right margin and the engraftment days
+    above the panel.
     """
     patients = counts["patient_id"].unique(maintain_order=True).to_list() if counts.height else []
     n = len(patients)
-    height = 1.1 + 1.75 * max(n, 1)
+    height = 1.1 + 1.9 * max(n, 1)
     fig = Figure(figsize=(10, height))  # fixed margins: constrained layout is slow with many log axes
-    fig.subplots_adjust(left=0.1, right=0.95, top=1 - 0.35 / height, bottom=0.75 / height, hspace=0.25,
-                        wspace=0.18)
+    fig.subplots_adjust(left=0.1, right=0.93, top=1 - 0.4 / height, bottom=0.75 / height, hspace=0.42,
+                        wspace=0.22)
     if n == 0:
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, "no blood counts after transplant in this view", ha="center", va="center")
@@ -317,25 +418,38 @@ def count_trajectories(counts: pl.DataFrame, engraftment: pl.DataFrame | None = 
     lo_day, hi_day = day_range
     panels = (("anc", "ANC ×10⁹/L", anc_threshold, "neutrophil_day", "#2a9d2a"),
               ("platelets", "platelets ×10⁹/L", platelet_threshold, "platelet_day", "#8e44ad"))
-    for i, pid in enumerate(patients):
-        rows = counts.filter((pl.col("patient_id") == pid) & pl.col("day").is_between(lo_day, hi_day)).sort("day")
-        for j, (col, label, thr, eng_col, colour) in enumerate(panels):
+    for j, (col, label, thr, eng_col, colour) in enumerate(panels):
+        shown = counts.filter(pl.col("day").is_between(lo_day, hi_day))[col].drop_nulls()
+        positive = shown.filter(shown > 0)
+        low = float(positive.min()) if positive.len() else thr
+        zero_at = floor if floor is not None else 10 ** (math.floor(math.log10(min(low, thr))) - 1)
+        top = max(float(shown.max()) if shown.len() else thr, thr) * 1.6
+        for i, pid in enumerate(patients):
             ax = axes[i][j]
-            sub = rows.filter(pl.col(col).is_not_null())
-            y = np.maximum(sub[col].cast(pl.Float64).to_numpy(), floor)
-            ax.plot(sub["day"].to_numpy(), y, marker="o", ms=2.5, lw=1.0, color=colour)
+            sub = counts.filter((pl.col("patient_id") == pid) & pl.col("day").is_between(lo_day, hi_day)
+                                & pl.col(col).is_not_null()).sort("day")
+            y = sub[col].cast(pl.Float64).to_numpy()
+            x = sub["day"].to_numpy()
+            ax.plot(x, np.maximum(y, zero_at), lw=1.0, color=colour, zorder=2)
+            ax.plot(x[y > 0], y[y > 0], ls="none", marker="o", ms=2.5, color=colour, zorder=3)
+            ax.plot(x[y <= 0], np.full(int((y <= 0).sum()), zero_at), ls="none", marker="o", ms=3.5,
+                    markerfacecolor="white", markeredgecolor=colour, zorder=3, gid="zero-count")
             ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
+            ax.set_ylim(zero_at / 1.6, top)
+            decades = [10.0 ** k for k in range(math.ceil(math.log10(zero_at)) + 1, math.floor(math.log10(top)) + 1)]
+            ax.set_yticks([zero_at, *decades], ["0", *(f"{d:g}" for d in decades)])
             ax.yaxis.set_minor_locator(NullLocator())
-            ax.axhline(thr, color="#555555", ls="--", lw=0.9)
-            ax.text(hi_day, thr, f" {thr:g}", va="center", ha="left", fontsize=7, color="#555555")
+            ax.axhline(zero_at, color="#bbbbbb", lw=0.6, zorder=1)
+            ax.axhline(thr, color="#555555", ls="--", lw=0.9, zorder=1)
+            ax.text(1.01, thr, f"{thr:g}", transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=7,
+                    color="#555555", clip_on=False, gid="threshold-label")
             ax.axvline(0, color="#222222", ls=":", lw=0.8)
             day = (eng.get(pid) or {}).get(eng_col)
             if day is not None:
                 ax.axvline(day, color=colour, lw=1.2, alpha=0.8)
-                ax.annotate(f"day +{day}", (day, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
-                            textcoords="offset points", fontsize=7, color=colour)
+                if lo_day <= day <= hi_day:
+                    ax.text(day, 1.02, f"day +{day}", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                            fontsize=7, color=colour, clip_on=False, gid="engraftment-label")
             if col == "platelets":
                 for d in trans.get(pid, []):
                     if lo_day <= d <= hi_day:
@@ -344,7 +458,7 @@ def count_trajectories(counts: pl.DataFrame, engraftment: pl.DataFrame | None = 
             ax.set_xlim(lo_day, hi_day)
             ax.grid(color="#f0f0f0", lw=0.6)
             if i == 0:
-                ax.set_title(label, loc="left")
+                ax.set_title(label, loc="left", pad=12)
             if j == 0:
                 ax.set_ylabel(pid, rotation=0, ha="right", va="center", fontsize=9)
             if i == n - 1:
@@ -352,7 +466,8 @@ def count_trajectories(counts: pl.DataFrame, engraftment: pl.DataFrame | None = 
     handles = [Line2D([], [], color="#555555", ls="--", label="engraftment threshold"),
                Line2D([], [], color="#2a9d2a", label="neutrophil engraftment day"),
                Line2D([], [], color="#8e44ad", label="platelet engraftment day"),
-               Line2D([], [], color="#c0392b", marker="|", ls="none", ms=8, label="platelet transfusion")]
-    fig.legend(handles=handles, loc="lower center", ncols=4, frameon=False, fontsize=8)
+               Line2D([], [], color="#c0392b", marker="|", ls="none", ms=8, label="platelet transfusion"),
+               Line2D([], [], color="#777777", marker="o", ls="none", ms=4, markerfacecolor="white",
+                      label="count of 0")]
+    fig.legend(handles=handles, loc="lower center", ncols=5, frameon=False, fontsize=8)
     return fig
-

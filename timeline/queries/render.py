@@ -13,8 +13,12 @@ from .tables import Report
 #: the figures of the report (file stem -> caption)
 FIGURES = {
     "swimmer": "Figure 1. Each patient's course from the start of blinatumomab bridging to the last follow-up.",
-    "survival": "Figure 2. Overall and event-free survival (Kaplan–Meier, 95% log-log band, numbers at risk).",
-    "counts": "Figure 3. Neutrophil and platelet recovery after the infusion (lowest value of each day).",
+    "survival": "Figure 2. Overall, leukaemia-free, event-free and GVHD-free relapse-free survival (Kaplan–Meier, "
+                "95% log-log band where it has a width, numbers at risk under each axis).",
+    "incidence": "Figure 3. Cumulative incidence with competing risks (Aalen–Johansen, 95% log-log band): relapse "
+                 "against non-relapse mortality, acute GVHD grade II–IV, chronic GVHD, CMV reactivation.",
+    "counts": "Figure 4. Neutrophil and platelet recovery after the infusion (lowest value of each day; a count of "
+              "0 on the line marked 0).",
 }
 #: most patients listed one by one; a larger cohort lists the first ones by transplant date and says so
 LISTING_MAX_PATIENTS = 60

@@ -18,7 +18,7 @@ import polars as pl
 from ..clock import us_to_datetime
 from ..projections.parameters import Params, resolve
 from .render import FIGURES, render_html, render_markdown
-from .tables import SURVIVAL_ENDPOINTS, Report, compute
+from .tables import FIGURE_INCIDENCE, FIGURE_SURVIVAL, Report, compute
 from .views import ProjectionView
 
 #: most patients drawn one by one (swimmer lanes, count panels); a larger cohort shows the first ones by
@@ -31,8 +31,20 @@ def _first(df: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
     return df.filter(pl.col("patient_id").is_in(ids)) if df.height else df
 
 
-def render_figures(r: Report) -> dict[str, Any]:
-    """The report's figures (matplotlib Figures), by file stem."""
+def incidence_panels(incidence: Mapping[str, pl.DataFrame | None]) -> dict[str, dict[str, pl.DataFrame | None]]:
+    """The cumulative-incidence panels: relapse against non-relapse mortality in one, then aGVHD II–IV, cGVHD
+    and CMV reactivation (each with death, or relapse, as the competing event by the endpoints rule)."""
+    panels: dict[str, dict[str, pl.DataFrame | None]] = {
+        "Relapse and non-relapse mortality (NRM)": {"relapse": incidence.get("relapse"),
+                                                    "NRM": incidence.get("nrm")}}
+    for key in ("agvhd_2_4", "cgvhd", "cmv_reactivation"):
+        panels[FIGURE_INCIDENCE[key]] = {FIGURE_INCIDENCE[key]: incidence.get(key)}
+    return panels
+
+
+def render_figures(r: Report, *, percent: bool = False, swimmer_scale: str = "linear") -> dict[str, Any]:
+    """The report's figures (matplotlib Figures), by file stem. `percent`: survival and incidence axes in
+    percent; `swimmer_scale`: the swimmer plot's day axis, "linear" or "symlog"."""
     from . import figures as F
 
     ids = r.swimmer_lanes["patient_id"].to_list() if r.swimmer_lanes.height else []
@@ -40,11 +52,11 @@ def render_figures(r: Report) -> dict[str, Any]:
     title = f"Patient timelines (N = {r.n_patients})" if len(lanes) == len(ids) else \
         f"Patient timelines: the first {len(lanes)} of {r.n_patients} patients by transplant date"
     panels = ids[:COUNTS_MAX_PATIENTS]
-    km_titles = {k: f"{SURVIVAL_ENDPOINTS[k]} ({k.upper()})" for k in SURVIVAL_ENDPOINTS}
     return {
         "swimmer": F.swimmer_plot(_first(r.swimmer_lanes, lanes), _first(r.swimmer_spans, lanes),
-                                  _first(r.swimmer_markers, lanes), title=title),
-        "survival": F.km_plot(r.survival, titles=km_titles),
+                                  _first(r.swimmer_markers, lanes), title=title, scale=swimmer_scale),
+        "survival": F.km_plot(r.curves, titles=FIGURE_SURVIVAL, percent=percent),
+        "incidence": F.cif_plot(incidence_panels(r.incidence), percent=percent),
         "counts": F.count_trajectories(_first(r.counts, panels), _first(r.engraftment, panels),
                                        anc_threshold=r.thresholds["anc"], platelet_threshold=r.thresholds["platelets"],
                                        transfusions=_first(r.transfusions, panels)),
@@ -79,9 +91,9 @@ def build_report(tl: Any, as_of: date | str | None = None, known_at: datetime | 
 
 def write_report(view: ProjectionView, out: str | Path, *, as_of: date | None = None,
                  known_at: datetime | None = None, overrides: Mapping[str, Any] | None = None,
-                 now: int, quiet: bool = False) -> Report:
+                 now: int, quiet: bool = False, percent: bool = False, swimmer_scale: str = "linear") -> Report:
     """Compute the report, print it (Markdown) unless `quiet`, and write report.md, report.html and the
-    figures (PNG and SVG) to `out`."""
+    figures (PNG and SVG) to `out` (`percent`, `swimmer_scale`: see `render_figures`)."""
     from . import figures as F
 
     report = make_report(view, as_of=as_of, known_at=known_at, overrides=overrides, now=now)
@@ -89,7 +101,7 @@ def write_report(view: ProjectionView, out: str | Path, *, as_of: date | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     svgs: dict[str, str] = {}
-    for stem, fig in render_figures(report).items():
+    for stem, fig in render_figures(report, percent=percent, swimmer_scale=swimmer_scale).items():
         saved = F.save_figure(fig, out_dir, stem)
         written += [saved["png"], saved["svg"]]
         svgs[stem] = saved["svg_markup"]

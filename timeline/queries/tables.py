@@ -27,6 +27,12 @@ from .survival import endpoint_frame, left_out
 from .views import ProjectionView
 
 SURVIVAL_ENDPOINTS = {"os": "Overall survival", "efs": "Event-free (failure-free) survival"}
+#: the survival curves of the report's figure and the cohort page
+FIGURE_SURVIVAL = {"os": "Overall survival (OS)", "lfs": "Leukaemia-free survival (LFS)",
+                   "efs": "Event-free survival (EFS)", "grfs": "GVHD-free, relapse-free survival (GRFS)"}
+#: the cumulative incidences (competing risks) of the report's figure and the cohort page
+FIGURE_INCIDENCE = {"relapse": "Relapse", "nrm": "Non-relapse mortality", "agvhd_2_4": "Acute GVHD grade II–IV",
+                    "cgvhd": "Chronic GVHD", "cmv_reactivation": "CMV reactivation"}
 
 
 @dataclass
@@ -46,8 +52,10 @@ class Report:
     complications: pl.DataFrame  # complication, label, patients, episodes
     infections: pl.DataFrame  # category, organism, site, patients, episodes, c_difficile_enterocolitis
     survival: dict[str, pl.DataFrame | None]  # endpoint -> KaplanMeier.table
-    survival_summary: pl.DataFrame  # endpoint, what, time, estimate, lower, upper
+    survival_summary: pl.DataFrame  # endpoint, what, time, estimate, lower, upper, longest_follow_up
     follow_up: FollowUp | None
+    curves: dict[str, pl.DataFrame | None] = field(default_factory=dict)  # os, lfs, efs, grfs: KaplanMeier.table
+    incidence: dict[str, pl.DataFrame | None] = field(default_factory=dict)  # relapse, nrm, …: AalenJohansen.table
     values: dict[str, Any] = field(default_factory=dict)  # named numbers of the cohort
     notes: list[str] = field(default_factory=list)
     # inputs of the figures
@@ -121,6 +129,8 @@ def _pct_ci(est: float | None, lo: float | None, hi: float | None) -> str:
 # ----------------------------------------------------------------------------------------- the queries
 
 _COHORT = "cohort AS (SELECT patient_id, hsct_on FROM patients WHERE hsct_on IS NOT NULL)"
+_COHORT_IN = ("cohort AS (SELECT patient_id, hsct_on FROM patients WHERE hsct_on IS NOT NULL "
+              "AND list_contains($ids, patient_id))")
 
 #: The listing behind Table 1 and the outcomes: one row per transplanted patient, every column a
 #: projection column (or a count over one).
@@ -203,19 +213,27 @@ def _km(view: ProjectionView, endpoint: str) -> KaplanMeier | None:
     return None if df is None else KaplanMeier().fit(df, duration="time_days", event="status")
 
 
-def _survival_rows(name: str, km: KaplanMeier | None, horizon: float = 365.0) -> list[dict[str, Any]]:
+#: the fixed times of the survival headline (days, label): estimates there, never "at the last observed time"
+HEADLINE_TIMES = ((365.0, "1 year"), (730.0, "2 years"))
+
+
+def _survival_rows(name: str, km: KaplanMeier | None) -> list[dict[str, Any]]:
+    """The estimate with its 95% CI at each headline time; None where the follow-up does not reach it
+    (the curve is not defined beyond the last observed time)."""
     if km is None:
         return []
     t_max = float(km.table["time"].max())
     rows = []
-    points = [("1 year", horizon)] if t_max >= horizon else [(f"day {t_max:g} (last observed time)", t_max)]
-    if t_max >= horizon:
-        points.append((f"last follow-up (day {t_max:g})", t_max))
-    for what, t in points:
-        r = km.at(t).row(0, named=True)
+    for t, what in HEADLINE_TIMES:
+        r = km.at(t).row(0, named=True) if t <= t_max else {"estimate": None, "lower": None, "upper": None}
         rows.append({"endpoint": name, "what": what, "time": t, "estimate": r["estimate"], "lower": r["lower"],
-                     "upper": r["upper"]})
+                     "upper": r["upper"], "longest_follow_up": t_max})
     return rows
+
+
+def _aj(view: ProjectionView, endpoint: str) -> pl.DataFrame | None:
+    df = _frame(view, endpoint)
+    return None if df is None else AalenJohansen().fit(df, duration="time_days", status="status").table
 
 
 def _cif_at(view: ProjectionView, endpoint: str, t: float) -> tuple[float, float, float] | None:
@@ -226,17 +244,26 @@ def _cif_at(view: ProjectionView, endpoint: str, t: float) -> tuple[float, float
     return r["estimate"], r["lower"], r["upper"]
 
 
-def _figure_frames(view: ProjectionView) -> dict[str, pl.DataFrame]:
-    lanes = view.sql(f"""
-WITH {_COHORT},
+def figure_frames(view: ProjectionView, ids: Sequence[str] | None = None,
+                  counts: bool = True) -> dict[str, pl.DataFrame]:
+    """The rows the figures draw (swimmer lanes, spans and markers; counts, transfusions and engraftment days
+    unless `counts` is false), for the transplanted patients, or those of them in `ids`."""
+    cohort = _COHORT if ids is None else _COHORT_IN
+    bound = None if ids is None else {"ids": list(ids)}
+
+    def q(sql: str) -> pl.DataFrame:
+        return view.sql(sql.replace("{cohort}", cohort), bound)
+
+    lanes = q("""
+WITH {cohort},
 starts AS (SELECT patient_id, min(start_day) AS first_day FROM blinatumomab_cycles GROUP BY patient_id)
 SELECT p.patient_id, least(coalesce(s.first_day, 0), coalesce(p.conditioning_day, 0), 0) AS start_day,
        date_diff('day', p.hsct_on, coalesce(p.death_on, p.last_contact_on)) AS end_day,
        p.patient_id AS label
 FROM patients p JOIN cohort USING (patient_id) LEFT JOIN starts s USING (patient_id)
 ORDER BY p.hsct_on, p.patient_id""")
-    spans = view.sql(f"""
-WITH {_COHORT},
+    spans = q("""
+WITH {cohort},
 last AS (SELECT p.patient_id, date_diff('day', p.hsct_on, p.last_contact_on) AS last_day
          FROM patients p JOIN cohort USING (patient_id))
 SELECT c.patient_id, 'blinatumomab' AS kind, c.start_day, coalesce(c.stop_day, least(0, last.last_day)) AS end_day
@@ -249,8 +276,8 @@ SELECT g.patient_id, CASE WHEN g.kind = 'chronic' THEN 'cgvhd' ELSE 'agvhd' END,
        coalesce(g.resolved_day, last.last_day)
 FROM gvhd_episodes g JOIN last USING (patient_id)
 ORDER BY 1, 3""")
-    markers = view.sql(f"""
-WITH {_COHORT},
+    markers = q("""
+WITH {cohort},
 m AS (
     SELECT patient_id, complication AS kind, day FROM complications
     WHERE day >= 0 AND complication NOT IN ('agvhd_2_4', 'agvhd_3_4', 'cgvhd_systemic')
@@ -264,22 +291,24 @@ m AS (
                      date_diff('day', hsct_on, coalesce(death_on, last_contact_on))
               FROM patients WHERE hsct_on IS NOT NULL)
 SELECT m.patient_id, m.kind, m.day FROM m JOIN cohort USING (patient_id) ORDER BY m.patient_id, m.day, m.kind""")
-    counts = view.sql(f"""
-WITH {_COHORT}
+    frames = {"swimmer_lanes": lanes, "swimmer_spans": spans, "swimmer_markers": markers}
+    if not counts:
+        return frames
+    count_rows = q("""
+WITH {cohort}
 SELECT b.patient_id, b.day, b.anc_e9_per_l AS anc, b.platelets_e9_per_l AS platelets
 FROM blood_counts b JOIN cohort c USING (patient_id)
 WHERE b.day BETWEEN -14 AND 120 AND (b.anc_e9_per_l IS NOT NULL OR b.platelets_e9_per_l IS NOT NULL)
 ORDER BY c.hsct_on, b.patient_id, b.day""")
-    transfusions = view.sql(f"""
-WITH {_COHORT}
+    transfusions = q("""
+WITH {cohort}
 SELECT b.patient_id, b.day FROM blood_counts b JOIN cohort USING (patient_id)
 WHERE b.platelets_transfused AND b.day BETWEEN -14 AND 120 ORDER BY b.patient_id, b.day""")
-    engraftment = view.sql(f"""
-WITH {_COHORT}
+    engraftment = q("""
+WITH {cohort}
 SELECT g.patient_id, g.neutrophil_day, g.platelet_day FROM engraftment g JOIN cohort USING (patient_id)
 ORDER BY g.patient_id""")
-    return {"swimmer_lanes": lanes, "swimmer_spans": spans, "swimmer_markers": markers, "counts": counts,
-            "transfusions": transfusions, "engraftment": engraftment}
+    return frames | {"counts": count_rows, "transfusions": transfusions, "engraftment": engraftment}
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -400,7 +429,9 @@ def _outcomes(p: pl.DataFrame, v: dict[str, Any], comp: pl.DataFrame, infections
     add(S, "Transplant-related (non-relapse) mortality", nrm)
     add(S, "Relapse after HSCT", n_of(v["relapses_after_hsct"], n))
     for r in surv.to_dicts():
-        add(S, f"{SURVIVAL_ENDPOINTS[r['endpoint']]} at {r['what']}", _pct_ci(r["estimate"], r["lower"], r["upper"]))
+        add(S, f"{SURVIVAL_ENDPOINTS[r['endpoint']]} at {r['what']}",
+            _pct_ci(r["estimate"], r["lower"], r["upper"]) if r["estimate"] is not None
+            else f"not estimable: the longest follow-up is day {r['longest_follow_up']:g}")
     S = "Follow-up"
     if fu is not None:
         add(S, "Follow-up, days, median (range)", f"{_num(fu.median_all)} ({_num(fu.min_all)}–{_num(fu.max_all)})")
@@ -501,8 +532,10 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
     infections = _infections(view)
     ends = _endpoint_counts(view)
     kms = {name: _km(view, name) for name in SURVIVAL_ENDPOINTS}
+    curves = {name: kms[name] if name in kms else _km(view, name) for name in FIGURE_SURVIVAL}
+    incidence = {name: _aj(view, name) for name in FIGURE_INCIDENCE}
     nrm_1y = _cif_at(view, "nrm", 365.0)
-    frames = _figure_frames(view)
+    frames = figure_frames(view)
     fu = None
     os_df = p.select("follow_up_days", (pl.col("vital_status") == "dead").cast(pl.Int64).alias("status")) \
         .filter(pl.col("follow_up_days").is_not_null())
@@ -515,7 +548,7 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
     survival_summary = pl.DataFrame(
         [row for name, km in kms.items() for row in _survival_rows(name, km)],
         schema={"endpoint": pl.String, "what": pl.String, "time": pl.Float64, "estimate": pl.Float64,
-                "lower": pl.Float64, "upper": pl.Float64})
+                "lower": pl.Float64, "upper": pl.Float64, "longest_follow_up": pl.Float64})
     values = _values(p, comp, infections, ends, kms, fu, nrm_1y, n_registered)
     return Report(
         as_of=as_of, known_at=known_at, computed_at=computed_at, view=view.description,
@@ -526,5 +559,6 @@ def compute(view: ProjectionView, params: Params, *, as_of: date | None = None,
         outcomes=_outcomes(p, values, comp_table, infections, survival_summary, fu, nrm_1y),
         complications=comp_table, infections=infections,
         survival={k: (v.table if v is not None else None) for k, v in kms.items()},
+        curves={k: (v.table if v is not None else None) for k, v in curves.items()}, incidence=incidence,
         survival_summary=survival_summary, follow_up=fu, values=values, notes=[*view.notes, *left_out(view)],
         **frames)

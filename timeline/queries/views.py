@@ -11,7 +11,7 @@ connection (they shadow the file's), by the same models and the same loader as t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -82,10 +82,12 @@ class ProjectionView:
         self._ready(query)
         return self._con.sql(query)
 
-    def sql(self, query: str, params: Iterable[Any] | None = None) -> pl.DataFrame:
-        """Run one read-only query; the result as a polars DataFrame."""
+    def sql(self, query: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run one read-only query; the result as a polars DataFrame. `params`: values of its `?`s, or of its
+        `$name`s by name."""
         self._ready(query)
-        return self._con.sql(query, params=list(params) if params is not None else None).pl()
+        bound = params if params is None or isinstance(params, Mapping) else list(params)
+        return self._con.sql(query, params=bound).pl()
 
     def table(self, name: str) -> pl.DataFrame:
         if name not in self.tables():

@@ -20,6 +20,8 @@
   reactivation on or before day 0 is a data query, neither a row nor an endpoint event). A positive starts a new
   episode only if the loads below threshold since the previous positive span ≥ `viral_episode_gap_days`
   (last below-threshold load - first one); episodes are numbered in `episode` and in the detail.
+  The loads, each compared with the threshold, are the table `viral_loads`; the episodes (onset, last
+  positive day, peak load) the table `viral_episodes`, from which the reactivation rows are taken.
 """
 
 from __future__ import annotations
@@ -74,6 +76,99 @@ def _agvhd_reached_sql(min_grade: int) -> str:
 
 
 
+VIRAL_LOADS = Model(
+    name="viral_loads",
+    grain="viral load test",
+    key=("event_id",),
+    columns=(
+        PATIENT_ID,
+        Column("occurred_on", "DATE", "sample date", not_null=True),
+        Column("day", "INTEGER", "post-transplant day (NULL without a transplant)"),
+        Column("virus", "VARCHAR", "the virus, as recorded (cmv, ebv, adv, bkv, hhv6, …)", not_null=True),
+        Column("iu_per_ml", "DOUBLE", "the load, IU/mL (NULL when below detection)"),
+        Column("below_detection", "BOOLEAN", "no detectable virus", not_null=True),
+        Column("load_iu_per_ml", "DOUBLE", "the load the rule compares: below detection counts as 0"),
+        Column("at_or_above_threshold", "BOOLEAN", "load_iu_per_ml >= viral_reactivation_iu_per_ml"),
+        Column("event_id", "VARCHAR", "the test's event id", not_null=True),
+    ),
+    sql="""
+SELECT patient_id, occurred_on, day, virus, iu_per_ml, below_detection,
+       CASE WHEN below_detection THEN 0.0 ELSE iu_per_ml END AS load_iu_per_ml,
+       CASE WHEN below_detection THEN 0.0 ELSE iu_per_ml END >= $viral_reactivation_iu_per_ml AS at_or_above_threshold,
+       event_id
+FROM (SELECT patient_id, occurred_on, day, payload->>'virus' AS virus,
+             TRY_CAST(payload->>'iu_per_ml' AS DOUBLE) AS iu_per_ml,
+             coalesce(TRY_CAST(payload->>'below_detection' AS BOOLEAN), false) AS below_detection, event_id
+      FROM ref('events') WHERE type = 'viral_load')
+""",
+)
+
+VIRAL_EPISODES = Model(
+    name="viral_episodes",
+    grain="patient × virus × reactivation episode",
+    key=("patient_id", "virus", "episode"),
+    columns=(
+        PATIENT_ID,
+        Column("virus", "VARCHAR", "the virus", not_null=True),
+        Column("episode", "BIGINT", "1, 2, … per patient and virus, by onset", not_null=True),
+        Column("onset_on", "DATE", "first positive day of the episode (the complication's onset)", not_null=True),
+        Column("onset_day", "INTEGER", "its post-transplant day", not_null=True),
+        Column("last_positive_on", "DATE", "last positive day of the episode", not_null=True),
+        Column("last_positive_day", "INTEGER", "its post-transplant day", not_null=True),
+        Column("peak_iu_per_ml", "DOUBLE", "highest load of the episode, IU/mL (NULL: recorded reactivations only)"),
+        Column("detail", "VARCHAR", "what the onset rests on, in words", not_null=True),
+    ),
+    sql="""
+WITH pt AS (
+    SELECT patient_id, hsct_on FROM ref('patients')
+    WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM ref('events'))
+),
+viral_points AS (   -- per day and virus: positive if a diagnosed reactivation or a load >= threshold (from day 1)
+    SELECT patient_id, virus, on_, bool_or(positive) AS positive,
+           bool_or(diagnosed) AS diagnosed, max(iu) AS max_iu
+    FROM (
+        SELECT e.patient_id, e.payload->>'virus' AS virus, e.occurred_on AS on_, true AS positive,
+               true AS diagnosed, CAST(NULL AS DOUBLE) AS iu
+        FROM ref('events') e JOIN pt USING (patient_id)
+        WHERE e.type = 'viral_reactivation' AND e.occurred_on > pt.hsct_on
+        UNION ALL
+        SELECT l.patient_id, l.virus, l.occurred_on, l.at_or_above_threshold, false, l.load_iu_per_ml
+        FROM ref('viral_loads') l JOIN pt USING (patient_id)
+        WHERE l.occurred_on > pt.hsct_on AND l.load_iu_per_ml IS NOT NULL
+    )
+    GROUP BY patient_id, virus, on_
+),
+viral_seg AS (   -- segment k = k-th positive day and the below-threshold days after it
+    SELECT *, count(*) FILTER (WHERE positive)
+                  OVER (PARTITION BY patient_id, virus ORDER BY on_ ROWS UNBOUNDED PRECEDING) AS seg
+    FROM viral_points
+),
+viral_gaps AS (
+    SELECT patient_id, virus, seg,
+           max(on_) FILTER (WHERE NOT positive) - min(on_) FILTER (WHERE NOT positive) AS negative_span
+    FROM viral_seg GROUP BY patient_id, virus, seg
+),
+viral_pos AS (
+    SELECT s.patient_id, s.virus, s.on_, s.diagnosed, s.max_iu,
+           count(*) FILTER (WHERE s.seg = 1 OR coalesce(g.negative_span >= $viral_episode_gap_days, false))
+               OVER (PARTITION BY s.patient_id, s.virus ORDER BY s.on_ ROWS UNBOUNDED PRECEDING) AS episode
+    FROM viral_seg s
+    LEFT JOIN viral_gaps g ON g.patient_id = s.patient_id AND g.virus = s.virus AND g.seg = s.seg - 1
+    WHERE s.positive
+)
+SELECT s.patient_id, s.virus, s.episode, min(s.on_) AS onset_on,
+       CAST(min(s.on_) - any_value(pt.hsct_on) AS INTEGER) AS onset_day,
+       max(s.on_) AS last_positive_on, CAST(max(s.on_) - any_value(pt.hsct_on) AS INTEGER) AS last_positive_day,
+       max(s.max_iu) AS peak_iu_per_ml,
+       s.virus || ' episode ' || s.episode || ', onset by '
+           || CASE WHEN arg_min(s.diagnosed, s.on_) THEN 'diagnosed reactivation'
+                   ELSE 'viral load ' || format('{:.10g}', arg_min(s.max_iu, s.on_)) || ' IU/mL' END AS detail
+FROM viral_pos s JOIN pt USING (patient_id)
+GROUP BY s.patient_id, s.virus, s.episode
+""",
+)
+
+
 COMPLICATIONS = Model(
     name="complications",
     grain="complication episode",
@@ -96,7 +191,7 @@ ev AS (
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, pt.hsct_on
     FROM ref('events') v LEFT JOIN pt USING (patient_id)
     WHERE v.type IN ('engraftment_syndrome', 'toxicity', 'graft_failure', 'gvhd_diagnosed',
-                     'gvhd_treatment_started', 'gvhd_response', 'viral_reactivation', 'viral_load')
+                     'gvhd_treatment_started', 'gvhd_response')
 ),
 per_event AS (
     SELECT patient_id, 'engraftment_syndrome' AS complication, occurred_on AS onset_on,
@@ -185,50 +280,9 @@ cgvhd AS (
           GROUP BY patient_id) t
     JOIN (SELECT patient_id, min(occurred_on) AS onset_on FROM cgvhd_dx GROUP BY patient_id) d USING (patient_id)
 ),
-viral_points AS (   -- per day and virus: positive if a diagnosed reactivation or a load >= threshold
-    SELECT patient_id, virus, on_, bool_or(positive) AS positive,
-           bool_or(diagnosed) AS diagnosed, max(iu) AS max_iu
-    FROM (
-        SELECT patient_id, payload->>'virus' AS virus, occurred_on AS on_, true AS positive,
-               true AS diagnosed, CAST(NULL AS DOUBLE) AS iu
-        FROM ev WHERE type = 'viral_reactivation' AND occurred_on > hsct_on   -- from day 1
-        UNION ALL
-        SELECT patient_id, virus, on_, iu >= $viral_reactivation_iu_per_ml, false, iu
-        FROM (
-            SELECT patient_id, payload->>'virus' AS virus, occurred_on AS on_,
-                   CASE WHEN coalesce(TRY_CAST(payload->>'below_detection' AS BOOLEAN), false) THEN 0.0
-                        ELSE TRY_CAST(payload->>'iu_per_ml' AS DOUBLE) END AS iu
-            FROM ev WHERE type = 'viral_load' AND occurred_on > hsct_on
-        )
-        WHERE iu IS NOT NULL
-    )
-    GROUP BY patient_id, virus, on_
-),
-viral_seg AS (   -- segment k = k-th positive day and the below-threshold days after it
-    SELECT *, count(*) FILTER (WHERE positive)
-                  OVER (PARTITION BY patient_id, virus ORDER BY on_ ROWS UNBOUNDED PRECEDING) AS seg
-    FROM viral_points
-),
-viral_gaps AS (
-    SELECT patient_id, virus, seg,
-           max(on_) FILTER (WHERE NOT positive) - min(on_) FILTER (WHERE NOT positive) AS negative_span
-    FROM viral_seg GROUP BY patient_id, virus, seg
-),
-viral_pos AS (
-    SELECT s.patient_id, s.virus, s.on_, s.diagnosed, s.max_iu,
-           count(*) FILTER (WHERE s.seg = 1 OR coalesce(g.negative_span >= $viral_episode_gap_days, false))
-               OVER (PARTITION BY s.patient_id, s.virus ORDER BY s.on_ ROWS UNBOUNDED PRECEDING) AS episode
-    FROM viral_seg s
-    LEFT JOIN viral_gaps g ON g.patient_id = s.patient_id AND g.virus = s.virus AND g.seg = s.seg - 1
-    WHERE s.positive
-),
 viral AS (
-    SELECT patient_id, virus || '_reactivation' AS complication, min(on_) AS onset_on,
-           virus || ' episode ' || episode || ', onset by '
-               || CASE WHEN arg_min(diagnosed, on_) THEN 'diagnosed reactivation'
-                       ELSE 'viral load ' || format('{{:.10g}}', arg_min(max_iu, on_)) || ' IU/mL' END AS detail,
-           CAST(NULL AS INTEGER) AS grade
-    FROM viral_pos GROUP BY patient_id, virus, episode
+    SELECT patient_id, virus || '_reactivation' AS complication, onset_on, detail, CAST(NULL AS INTEGER) AS grade
+    FROM ref('viral_episodes')
 ),
 all_rows AS (
     SELECT * FROM per_event
@@ -245,7 +299,7 @@ FROM all_rows a LEFT JOIN pt USING (patient_id)
 """,
 )
 
-MODELS = (COMPLICATIONS,)
+MODELS = (VIRAL_LOADS, VIRAL_EPISODES, COMPLICATIONS)
 
 CHECKS = (
     Check("chronic_gvhd_treatment_without_diagnosis", "warning",

@@ -3,7 +3,8 @@
 Each `gvhd_diagnosed` on or after day 0 belongs to the first `gvhd_resolved` of its kind on or after it
 (same day included); the diagnoses sharing a resolution, or all left without one, make one episode.
 `resolved_on` NULL: the episode is active at the last contact. Grades and the complication onsets are in
-`complications` (rule there); this table gives the spans.
+`complications` (rule there); this table gives the spans. `gvhd_course` lists the recorded GVHD events
+(diagnoses with their grade or severity, treatment starts, responses, resolutions) as they were recorded.
 """
 
 from __future__ import annotations
@@ -48,4 +49,33 @@ GROUP BY patient_id, kind, resolved_on, resolved_day
 """,
 )
 
-MODELS = (GVHD_EPISODES,)
+GVHD_COURSE = Model(
+    name="gvhd_course",
+    grain="GVHD event",
+    key=("event_id",),
+    columns=(
+        PATIENT_ID,
+        Column("occurred_on", "DATE", "date", not_null=True),
+        Column("day", "INTEGER", "post-transplant day (NULL without a transplant)"),
+        Column("type", "VARCHAR", "gvhd_diagnosed, gvhd_treatment_started, gvhd_response or gvhd_resolved",
+               not_null=True, values=("gvhd_diagnosed", "gvhd_treatment_started", "gvhd_response", "gvhd_resolved")),
+        Column("kind", "VARCHAR", "acute or chronic"),
+        Column("grade", "INTEGER", "acute GVHD grade of a diagnosis (MAGIC 1–4)"),
+        Column("severity", "VARCHAR", "chronic GVHD NIH severity of a diagnosis"),
+        Column("response", "VARCHAR", "the response recorded"),
+        Column("steroid_mg_per_kg_day", "DOUBLE", "steroid dose of a treatment start"),
+        Column("line", "INTEGER", "treatment line"),
+        Column("agents", "VARCHAR", "agents of a treatment start, joined with ', '"),
+        Column("event_id", "VARCHAR", "the event's id", not_null=True),
+    ),
+    sql="""
+SELECT patient_id, occurred_on, day, type, payload->>'kind' AS kind, TRY_CAST(payload->>'grade' AS INTEGER) AS grade,
+       payload->>'severity' AS severity, payload->>'response' AS response,
+       TRY_CAST(payload->>'steroid_mg_per_kg_day' AS DOUBLE) AS steroid_mg_per_kg_day,
+       TRY_CAST(payload->>'line' AS INTEGER) AS line,
+       array_to_string(CAST(payload->'agents' AS VARCHAR[]), ', ') AS agents, event_id
+FROM ref('events') WHERE type IN ('gvhd_diagnosed', 'gvhd_treatment_started', 'gvhd_response', 'gvhd_resolved')
+""",
+)
+
+MODELS = (GVHD_EPISODES, GVHD_COURSE)

@@ -1,7 +1,8 @@
-"""MRD negativity of an `mrd_test`: one definition, used by `bridging` and `disease_status`.
+"""MRD negativity of an `mrd_test`: one definition, used by `bridging`, `disease_status` and the table
+`mrd_tests` (one row per test, with its negativity by this rule).
 
-Not a table: its `Parameters` are inherited by the Parameters of the tables that use the rule, so the names
-are registered once and an override changes every use at once.
+Its `Parameters` are inherited by the Parameters of the tables that use the rule, so the names are
+registered once and an override changes every use at once.
 
 - default (as in the seed paper): negative if `result_percent` is below 0.01 %, or `below_detection` with
   an assay sensitivity of 0.01 % or better (`sensitivity_percent` ≤ 0.01: at least 10⁻⁴);
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
+from ..model import PATIENT_ID, Column, Model
 from ..parameters import check_choice, check_number, parameter
 from ..references import cite
 
@@ -59,6 +61,32 @@ def negative(payload: str = "payload") -> str:
     quantified = f"coalesce({result_percent(payload)} < $mrd_negative_below_percent, false)"
     return f"({adequate} OR ($mrd_negativity_rule <> 'strict' AND {quantified}))"
 
+
+MRD_TESTS = Model(
+    name="mrd_tests",
+    grain="MRD test",
+    key=("event_id",),
+    columns=(
+        PATIENT_ID,
+        Column("occurred_on", "DATE", "sample date", not_null=True),
+        Column("day", "INTEGER", "post-transplant day (NULL without a transplant)"),
+        Column("method", "VARCHAR", "flow, pcr or ngs", values=("flow", "pcr", "ngs")),
+        Column("specimen", "VARCHAR", "bone_marrow or peripheral_blood", values=("bone_marrow", "peripheral_blood")),
+        Column("result_percent", "DOUBLE", "the quantified MRD level, % (NULL when below detection)"),
+        Column("below_detection", "BOOLEAN", "no detectable MRD", not_null=True),
+        Column("sensitivity_percent", "DOUBLE", "the assay's sensitivity, %"),
+        Column("negative", "BOOLEAN", "MRD-negative by the MRD rule", not_null=True),
+        Column("event_id", "VARCHAR", "the test's event id", not_null=True),
+    ),
+    sql=f"""
+SELECT patient_id, occurred_on, day, payload->>'method' AS method, payload->>'specimen' AS specimen,
+       {result_percent()} AS result_percent, {below_detection()} AS below_detection,
+       {sensitivity_percent()} AS sensitivity_percent, {negative()} AS negative, event_id
+FROM ref('events') WHERE type = 'mrd_test'
+""",
+)
+
+MODELS = (MRD_TESTS,)
 
 CHECKS = (
     Check("mrd_negative_at_insufficient_sensitivity", "warning",
