@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from ..settings import DEFAULT_DATA_FOLDER, STORE_ENV
-from . import analysis, errors, records
+from . import analysis, errors, exchange, records
 
 log = logging.getLogger("timeline")
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     records.register(sub, _store_arg)
     analysis.register(sub, _store_arg)
+    exchange.register(sub, _store_arg)
     return parser
 
 
