@@ -101,10 +101,12 @@ def cmd_export_adtte(args: argparse.Namespace) -> int:
 
 def cmd_export_parquet(args: argparse.Namespace) -> int:
     from ..exchange.parquet import write_parquet
+    from ..projections.parameters import resolve
 
+    params = resolve(dict(args.param)) if args.param else None
     return _export(args, lambda tl, view: write_parquet(
         view, Path(args.out), pseudonymiser=_pseudonymiser(args), as_of=args.as_of, known_at=args.known_at,
-        position=tl.store.max_position()))
+        params=params, position=tl.store.max_position()))
 
 
 def cmd_export_cbioportal(args: argparse.Namespace) -> int:
