@@ -30,6 +30,7 @@ docs: install
 bench: install
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/projections.py
+	$(PY) benchmarks/exchange.py
 
 clean:
 	rm -rf $(VENV) timeline-data .pytest_cache .hypothesis

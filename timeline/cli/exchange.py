@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import BAD_INPUT, DONE, clinical_date, moment, name_value
+from .errors import BAD_INPUT, DONE
 
 IMPORT_DESCRIPTION = """\
 Import FHIR R4 files: Bundles (.json, any Bundle type), single resources (.json) and bulk-data NDJSON
@@ -30,7 +30,7 @@ def cmd_import_fhir(args: argparse.Namespace) -> int:
     from ..app import Timeline
     from ..events.problems import RejectedError
     from ..exchange.fhir_in import fhir_files, import_file
-    from .records import _counts
+    from .records import _counts, print_refused
 
     files = fhir_files([Path(p) for p in args.paths])
     if not files:
@@ -43,9 +43,7 @@ def cmd_import_fhir(args: argparse.Namespace) -> int:
                 report, job = import_file(tl, path, prefix=args.prefix, strict=args.strict, dry_run=args.dry_run)
             except RejectedError as e:
                 failed += 1
-                print(f"{path}: REFUSED, nothing stored from this file: {len(e.problems)} problem(s)", file=sys.stderr)
-                for p in e.problems:
-                    print(f"  {path.name}:{p}", file=sys.stderr)
+                print_refused(path, e.problems)
                 continue
             except (OSError, ValueError) as e:
                 failed += 1
@@ -59,15 +57,9 @@ def cmd_import_fhir(args: argparse.Namespace) -> int:
 
 
 def _reader_options(p: argparse.ArgumentParser, store_arg) -> None:
-    store_arg(p)
-    p.add_argument("--as-of", metavar="DATE", type=clinical_date,
-                   help="clinical date: only events occurred on or before it")
-    p.add_argument("--known-at", metavar="TIMESTAMP", type=moment,
-                   help="as the data stood at this moment (ISO 8601, UTC if no zone)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", type=name_value,
-                   help="override a rule parameter (see `timeline params`); repeatable")
-    p.add_argument("--fresh", action="store_true",
-                   help="build every table in memory from the store instead of reading the projection file")
+    from .analysis import _reader
+
+    _reader(p, store_arg, formats=False)
     p.add_argument("--pseudonymise", metavar="KEY_FILE",
                    help="replace patient ids by a keyed hash and shift each patient's dates by an offset derived "
                         "from the key (intervals kept); the key file is created (mode 0600) when missing")
@@ -144,11 +136,15 @@ def register(sub: Any, store_arg) -> None:
     _reader_options(q, store_arg)
     q.set_defaults(func=cmd_export_adtte)
 
-    q = kinds.add_parser("parquet", help="every projection table and the visible event log as Parquet, "
-                         "with _manifest.json")
-    q.add_argument("out", metavar="OUT", help="output folder")
-    _reader_options(q, store_arg)
-    q.set_defaults(func=cmd_export_parquet)
+    for kind, func, what in (
+            ("parquet", cmd_export_parquet, "every projection table and the visible event log as Parquet, with "
+             "_manifest.json"),
+            ("fhir", cmd_export_fhir, "the visible event log as FHIR R4 bulk-data NDJSON (one file per resource "
+             "type), by the table of docs/fhir.md")):
+        q = kinds.add_parser(kind, help=what)
+        q.add_argument("out", metavar="OUT", help="output folder")
+        _reader_options(q, store_arg)
+        q.set_defaults(func=func)
 
     q = kinds.add_parser("cbioportal", help="a cBioPortal study folder: clinical data and timelines")
     q.add_argument("out", metavar="OUT", help="output folder")
@@ -156,9 +152,3 @@ def register(sub: Any, store_arg) -> None:
     q.add_argument("--name", help="the study's name (default: the study id)")
     _reader_options(q, store_arg)
     q.set_defaults(func=cmd_export_cbioportal)
-
-    q = kinds.add_parser("fhir", help="the visible event log as FHIR R4 bulk-data NDJSON (one file per "
-                         "resource type), by the table of docs/fhir.md")
-    q.add_argument("out", metavar="OUT", help="output folder")
-    _reader_options(q, store_arg)
-    q.set_defaults(func=cmd_export_fhir)

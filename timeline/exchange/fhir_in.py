@@ -33,7 +33,8 @@ PARALLEL_MIN_RESOURCES = 20_000
 _DOSE_UNITS = {"ug/(m2.d)": "dose_ug_per_m2_day", "ug/d": "dose_ug_per_day"}
 #: sub-elements shared by many resources (the same code, the same patient): validated once per resource type,
 #: field and content, then given to the model as the validated instance (fhir.resources checks it is one)
-_SHARED = ("code", "subject", "category", "medicationCodeableConcept", "method", "bodySite", "meta")
+_SHARED = ("code", "subject", "category", "medicationCodeableConcept", "method", "bodySite", "meta", "valueQuantity",
+           "valueCodeableConcept", "extension", "dosage", "statusReason", "clinicalStatus", "severity")
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,28 @@ class _Validator:
         for key in _SHARED:
             value = given.get(key)
             if isinstance(value, (dict, list)):
-                k = (rt, key, json.dumps(value, sort_keys=True))
-                done = self._shared.get(k)
-                if done is None:
-                    alone = {**_required_for(rt, key), "resourceType": rt, key: value}
-                    done = getattr(cls.model_validate(alone), key)
-                    if len(self._shared) < 50_000:
-                        self._shared[k] = done
-                given[key] = done
+                given[key] = self._element(cls, rt, key, value)
+        components = given.get("component")
+        if rt == "Observation" and isinstance(components, list):
+            given["component"] = [self._component(cls, c) for c in components]
         return cls.model_validate(given)
+
+    def _element(self, cls: Any, rt: str, key: str, value: Any) -> Any:
+        """One element of a resource, validated alone in the resource's context (once per content)."""
+        k = (rt, key, repr(value))  # the same JSON text gives the same repr: a cache key, not a comparison
+        done = self._shared.get(k)
+        if done is None:
+            alone = {**_required_for(rt, key), "resourceType": rt, key: value}
+            done = getattr(cls.model_validate(alone), key)
+            if len(self._shared) < 200_000:
+                self._shared[k] = done
+        return done
+
+    def _component(self, cls: Any, component: Any) -> Any:
+        """An Observation's component (a panel's analyte): validated once per content."""
+        if not isinstance(component, dict):
+            return component
+        return self._element(cls, "Observation", "component", [component])[0]
 
 
 #: the required elements of a resource, given (as placeholders) when a shared sub-element is validated alone

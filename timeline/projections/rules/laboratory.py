@@ -18,7 +18,9 @@ class Parameters(mrd.Parameters):
     pass
 
 
-_DAY = Column("day", "INTEGER", "post-transplant day of the sample")
+#: the columns both series begin with: whose sample, when, which post-transplant day
+_SAMPLE = (PATIENT_ID, Column("occurred_on", "DATE", "sample date", not_null=True),
+           Column("day", "INTEGER", "post-transplant day of the sample"))
 _BELOW = Column("below_detection", "BOOLEAN", "no MRD / no virus detected", not_null=True)
 
 MRD_TESTS = Model(
@@ -26,9 +28,7 @@ MRD_TESTS = Model(
     grain="MRD test",
     key=("event_id",),
     columns=(
-        PATIENT_ID,
-        Column("occurred_on", "DATE", "sample date", not_null=True),
-        _DAY,
+        *_SAMPLE,
         Column("method", "VARCHAR", "flow, pcr or ngs", not_null=True, values=("flow", "pcr", "ngs")),
         Column("specimen", "VARCHAR", "bone_marrow or peripheral_blood", not_null=True,
                values=("bone_marrow", "peripheral_blood")),
@@ -50,9 +50,7 @@ VIRAL_LOADS = Model(
     grain="viral load",
     key=("event_id",),
     columns=(
-        PATIENT_ID,
-        Column("occurred_on", "DATE", "sample date", not_null=True),
-        _DAY,
+        *_SAMPLE,
         Column("virus", "VARCHAR", "cmv, ebv, adenovirus, bk, hhv6 or other", not_null=True),
         Column("specimen", "VARCHAR", "plasma, whole_blood, urine or other", not_null=True),
         Column("iu_per_ml", "DOUBLE", "the load, IU/mL (NULL below detection)"),
