@@ -559,7 +559,8 @@ class FileImport:
         deaths: set[str] = set()
         for b in self.blocks():
             self.unmapped += b.unmapped
-            self.names.update(b.names)
+            if b.pending or any(type(x) is Problem for x in b.prepared):
+                self.names.update(b.names)  # only where a message may need them (1.5M names cost memory)
             self.resources += len(b.names)
             pending += b.pending
             deaths |= b.deaths
