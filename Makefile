@@ -35,6 +35,7 @@ bench: install
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/projections.py
 	$(PY) benchmarks/web.py
+	$(PY) benchmarks/exchange.py
 
 clean:
 	rm -rf $(VENV) timeline-data .pytest_cache .hypothesis

@@ -240,7 +240,14 @@ def rules_md() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-FILES: dict[str, Callable[[], str]] = {"events.md": events_md, "tables.md": tables_md, "rules.md": rules_md}
+def fhir_md() -> str:
+    from .exchange.fhir import fhir_md as make
+
+    return f"{GENERATED}\n\n{make()}"
+
+
+FILES: dict[str, Callable[[], str]] = {"events.md": events_md, "tables.md": tables_md, "rules.md": rules_md,
+                                       "fhir.md": fhir_md}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

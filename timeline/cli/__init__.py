@@ -3,7 +3,8 @@
     timeline [--store PATH|URL|memory] COMMAND ...
 
 Commands on records (the event store): `ingest`, `history`, `schema`. Commands on the projections:
-`project` (the only one that writes the projection file), `sql`, `params`, `km`, `cif`, `report`.
+`project` (the only one that writes the projection file), `sql`, `params`, `km`, `cif`, `report`, `check`.
+Exchange: `import fhir`; `export adtte|parquet|cbioportal|fhir`.
 The store is a data folder (default `./timeline-data`, or `$TIMELINE_STORE`), a `postgresql://…` URL, or
 `memory`. Exit status: see `timeline.cli.errors` (0 done, 1 bad input or refused statement, 2 usage).
 Each command imports what it needs when it runs, so start-up stays short.
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from ..settings import DEFAULT_DATA_FOLDER, STORE_ENV
-from . import analysis, errors, records, serve
+from . import analysis, errors, exchange, records, serve
 
 log = logging.getLogger("timeline")
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.register(sub, _store_arg)
     analysis.register(sub, _store_arg)
     serve.register(sub, _store_arg)
+    exchange.register(sub, _store_arg)
     return parser
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 FORMATS = ("table", "csv", "json")
+FILE_FORMATS = ("xlsx", "parquet")  # written to --out FILE only
 
 
 def _params(args: argparse.Namespace) -> dict[str, str] | None:
@@ -32,7 +33,9 @@ def _reader(p: argparse.ArgumentParser, store_arg, formats: bool = True) -> None
     p.add_argument("--fresh", action="store_true",
                    help="build every table in memory from the store instead of reading the projection file")
     if formats:
-        p.add_argument("--format", choices=FORMATS, default="table")
+        p.add_argument("--format", choices=FORMATS + FILE_FORMATS, default="table",
+                       help="table, csv or json on the screen (or into --out FILE); xlsx and parquet need --out")
+        p.add_argument("--out", metavar="FILE", help="write the result to FILE (dates stay dates in xlsx and parquet)")
 
 
 def print_frame(df: pl.DataFrame, fmt: str) -> None:
@@ -46,6 +49,23 @@ def print_frame(df: pl.DataFrame, fmt: str) -> None:
         with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200,
                        tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             print(df)
+
+
+def emit(df: pl.DataFrame, args: argparse.Namespace, sheet: str = "result") -> None:
+    """The result on the screen, or into --out FILE (through the one table writer)."""
+    from pathlib import Path
+
+    from ..exchange.tabular import write_frame
+    from .errors import UsageError
+
+    out = getattr(args, "out", None)
+    if args.format in FILE_FORMATS and not out:
+        raise UsageError(f"--format {args.format} writes a file: give --out FILE.{args.format}")
+    if not out:
+        print_frame(df, args.format)
+        return
+    fmt = "csv" if args.format == "table" and Path(out).suffix.lower() == ".csv" else args.format
+    write_frame(df, Path(out), "json" if fmt == "table" else fmt, sheet=sheet)
 
 
 def _waiting() -> None:
@@ -78,7 +98,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from ..app import Timeline
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
-        print_frame(view.sql(args.query), args.format)
+        emit(view.sql(args.query), args)
     return DONE
 
 
@@ -103,8 +123,8 @@ def _estimate(args: argparse.Namespace, kind: str) -> int:
         for note in left_out(view):
             print(f"timeline {args.command}: note: {note}", file=sys.stderr)
         got = summarise(view, kind, args.endpoint, by=args.by, strata=args.strata, at=args.at)
-    print_frame(got.at if got.at is not None else got.table, args.format)
-    out = sys.stdout if args.format == "table" else sys.stderr
+    emit(got.at if got.at is not None else got.table, args, sheet=f"{kind} {args.endpoint}")
+    out = sys.stdout if args.format == "table" and not args.out else sys.stderr
     if got.median is not None:
         print("\nMedian (95% CI, Brookmeyer–Crowley; inf = not reached), days:", file=out)
         if out is sys.stdout:
@@ -145,7 +165,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return DONE
 
 
-CHECK_FORMATS = ("table", "csv", "json", "xlsx")
+CHECK_FORMATS = ("table", "csv", "json", "xlsx", "parquet")
 
 
 def print_findings(found: pl.DataFrame) -> None:
@@ -160,26 +180,18 @@ def print_findings(found: pl.DataFrame) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from ..app import Timeline
-    from .errors import BAD_INPUT, UsageError
+    from .errors import BAD_INPUT
 
-    if args.format == "xlsx" and not args.out:
-        raise UsageError("--format xlsx writes a file: give --out FILE.xlsx")
     query = ('SELECT patient_id, event_id, occurred_on, "check", severity, message, suggestion FROM data_queries'
              + (" WHERE patient_id = ?" if args.patient else "")
              + " ORDER BY severity, patient_id, occurred_on NULLS FIRST, \"check\"")
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
         found = view.sql(query, [args.patient] if args.patient else None)
     errors = found.filter(found["severity"] == "error").height
-    if args.format == "xlsx":
-        found.write_excel(args.out, worksheet="data queries", autofit=True)
-    elif args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as f:
-            f.write(found.write_csv() if args.format == "csv" else
-                    json.dumps(found.to_dicts(), default=str, indent=1, ensure_ascii=False) + "\n")
-    elif args.format == "table":
+    if args.format == "table" and not args.out:
         print_findings(found)
     else:
-        print_frame(found, args.format)
+        emit(found, args, sheet="data queries")
     print(f"{found.height} data quer{'y' if found.height == 1 else 'ies'}: {errors} error(s), "
           f"{found.height - errors} warning(s)" + (f" -> {args.out}" if args.out else ""), file=sys.stderr)
     return BAD_INPUT if errors else DONE
@@ -221,7 +233,7 @@ def register(sub: Any, store_arg) -> None:
     _reader(p, store_arg, formats=False)
     p.add_argument("--patient", help="only this patient's queries")
     p.add_argument("--format", choices=CHECK_FORMATS, default="table")
-    p.add_argument("--out", metavar="FILE", help="write to FILE (needed for xlsx)")
+    p.add_argument("--out", metavar="FILE", help="write to FILE (needed for xlsx and parquet)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("report", help="the cohort's tables and figures (Markdown, HTML, PNG, SVG)")

@@ -60,9 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                                             dry_run=args.dry_run)
             except RejectedError as e:
                 failed += 1
-                print(f"{path}: REFUSED, nothing stored from this file: {len(e.problems)} problem(s)", file=sys.stderr)
-                for p in e.problems:
-                    print(f"  {path.name}:{p}", file=sys.stderr)
+                print_refused(path, e.problems)
                 if any(p.rule.startswith((UNKNOWN_TYPE, UNKNOWN_TYPE_REQUIRED)) for p in e.problems):
                     print(f"  ({TYPES_HINT})", file=sys.stderr)
                 continue
@@ -77,6 +75,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"total: {_counts(totals['new'], totals['present'], totals['corrected'], args.dry_run)}"
               + (f" ({failed} file(s) refused)" if failed else ""))
     return BAD_INPUT if failed else DONE
+
+
+def print_refused(path: Path, problems: list[Any]) -> None:
+    """A refused file and every problem of it (line, field, value, rule), on stderr."""
+    print(f"{path}: REFUSED, nothing stored from this file: {len(problems)} problem(s)", file=sys.stderr)
+    for p in problems:
+        print(f"  {path.name}:{p}", file=sys.stderr)
 
 
 def _counts(new: int, present: int, corrected: int, dry_run: bool) -> str:

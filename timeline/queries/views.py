@@ -10,6 +10,7 @@ connection (they shadow the file's), by the same models and the same loader as t
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -155,6 +156,19 @@ def open_file(path: Path, as_of: date | None = None, known_at: datetime | None =
                           state=state, prepare=prepare)
 
 
+def _models_named(con: duckdb.DuckDBPyConnection, query: str) -> set[str]:
+    """The projection tables a query may read. DuckDB names the tables a query reads, but through the file's
+    views (`events` reads `log`), so every model named as a word of the query counts too: a table too many is
+    made in vain, one too few would be read from the file, as it is now."""
+    models = set(graph.models())
+    try:
+        named = con.get_table_names(query) & models
+    except duckdb.Error:  # a query DuckDB cannot name the tables of: all of them
+        return models
+    words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)}
+    return named | (models & words)
+
+
 class _Recompute:
     """The tables of a recomputed view, made on demand: before each query, the tables it reads and the tables
     they read, as temporary tables that shadow the file's (a query of `patients` does not pay for
@@ -166,11 +180,7 @@ class _Recompute:
         self._made: dict[str, str] = {}
 
     def ensure(self, query: str) -> None:
-        models = set(graph.models())
-        try:
-            named = self._con.get_table_names(query) & models
-        except duckdb.Error:
-            named = models
+        named = _models_named(self._con, query)
         wanted = [t for t in graph.upstream(named) if t not in self._made]
         if wanted:
             made = build(self._con, self._params, temp=True, tables=wanted, inputs=self._made)
