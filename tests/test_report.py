@@ -206,3 +206,42 @@ def test_figures_are_deterministic(report: Report, tmp_path: Path):
     b = F.save_figure(F.km_plot(report.survival), tmp_path / "b", "km")
     assert Path(a["svg"]).read_bytes() == Path(b["svg"]).read_bytes()
     assert Path(a["png"]).read_bytes() == Path(b["png"]).read_bytes()
+
+
+AML_THEN_BALL = [
+    {"type": "patient_registered", "patient_id": "TX-1", "occurred_on": "2023-01-05", "birth_date": "2012-04-02",
+     "sex": "female"},
+    {"type": "diagnosis", "patient_id": "TX-1", "occurred_on": "2023-01-05", "disease": "aml"},
+    {"type": "diagnosis", "patient_id": "TX-1", "occurred_on": "2023-06-01", "disease": "b_all",
+     "risk_group": "high", "genetics": ["KMT2A::AFF1"]},
+    {"type": "relapse", "patient_id": "TX-1", "occurred_on": "2023-10-02", "site": "bone_marrow"},
+    {"type": "conditioning_started", "patient_id": "TX-1", "occurred_on": "2024-01-03", "regimen": "TBI/VP16",
+     "intensity": "myeloablative", "tbi_gy": 12},
+    {"type": "gvhd_prophylaxis_started", "patient_id": "TX-1", "occurred_on": "2024-01-08",
+     "agents": ["tacrolimus", "mmf"]},
+    {"type": "stem_cell_infusion", "patient_id": "TX-1", "occurred_on": "2024-01-10", "donor": "matched_unrelated",
+     "graft_source": "peripheral_blood", "hla_match": "9/10", "cd34_e6_per_kg": 6.1},
+    {"type": "gvhd_prophylaxis_started", "patient_id": "TX-1", "occurred_on": "2024-01-13", "agents": ["ptcy"]},
+    {"type": "follow_up", "patient_id": "TX-1", "occurred_on": "2024-06-01", "disease_status": "remission"},
+]
+
+
+def test_table1_is_the_patients_row(tmp_path):
+    """One definition of each fact (the defect: the report re-derived diagnosis and prophylaxis from payloads
+    and disagreed with `patients` for a patient with AML, then B-ALL, and prophylaxis before and after day 0)."""
+    with Timeline.open(tmp_path / "data") as tl:
+        tl.ingest(AML_THEN_BALL)
+        tl.project()
+        report = build_report(tl)
+        row = tl.sql("SELECT * FROM patients WHERE patient_id = 'TX-1'").row(0, named=True)
+    table1 = dict(zip(report.table1["characteristic"], report.table1["value"], strict=True))
+    from timeline.queries.labels import label
+
+    one = "1 (100%)"
+    assert (row["disease"], row["diagnosis_on"].isoformat()) == ("b_all", "2023-06-01")
+    assert table1["Diagnosis"] == f"{label(row['disease'])} {one}"
+    assert table1["Diagnosis date (range)"] == str(row["diagnosis_on"])  # one patient: one date
+    assert table1["GVHD prophylaxis"] == f"{label(row['gvhd_prophylaxis'])} {one}"
+    assert table1["HLA match"] == f"{row['hla_match']} {one}"
+    assert table1["Conditioning regimen"] == f"{label(row['conditioning_regimen'])} {one}"
+    assert table1["Relapses before HSCT"] == f"{row['relapse_count_before_hsct']} relapse {one}"
