@@ -48,7 +48,7 @@ with Timeline.open(store, create=False) as tl, tl.as_of() as view:
         fmt, df = kind.removeprefix("adtte-"), adtte.adtte_frame(view, "BENCH")
         write = {"xpt": lambda: adtte.write_xpt(df, out),
                  "dataset-json": lambda: adtte.write_dataset_json(df, out, "BENCH"),
-                 "parquet": lambda: adtte.write_frame(df, out, "parquet")}[fmt]
+                 "parquet": lambda: adtte.write_frame(df, "parquet", out)}[fmt]
         w = time.perf_counter()
         write()
         writer = time.perf_counter() - w

@@ -32,6 +32,14 @@ def _pg_reachable(url: str) -> str | None:
         return f"{type(e).__name__}: {e}".strip()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _projections_of_server_stores(tmp_path_factory):
+    """The projection files of PostgreSQL and in-memory stores go to a folder of the test session, not to
+    the user's data directory (subprocesses inherit it)."""
+    os.environ["TIMELINE_PROJECTIONS_DIR"] = str(tmp_path_factory.mktemp("server-projections"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def pg_base_url():
     """The PostgreSQL test database. In CI it must be reachable (a failure, never a skip)."""

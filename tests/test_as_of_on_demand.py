@@ -23,7 +23,9 @@ def tl(tmp_path_factory):
 
 
 def _recomputed(view) -> set[str]:
-    return set(view.sql("SELECT table_name FROM duckdb_tables() WHERE temporary")["table_name"]) & set(graph.models())
+    """The tables the view has made (read on its connection: the SQL surface refuses the catalogue functions)."""
+    made = view._con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    return {name for (name,) in made} & set(graph.models())
 
 
 def _sorted(df: pl.DataFrame) -> pl.DataFrame:

@@ -136,7 +136,7 @@ def test_a_store_of_the_first_format_is_read_through_the_upcaster(tmp_path):
     assert split_state(state) == (eid, eid)
     with Timeline.open(tmp_path / "data") as tl:
         with tl.store.recorder.append_transaction() as tx:  # written as the first format wrote it
-            tx.insert([("P1", 1, "stem_cell_infusion", state)], [], 1_736_553_600_000_001)
+            tx.insert([("P1", 1, "stem_cell_infusion", state)], ([], [eid]), 1_736_553_600_000_001)
         [event] = tl.events("P1")
         assert event.event.graft_source == "bone_marrow" and event.event.source is None
         again = tl.ingest([{"type": "stem_cell_infusion", "patient_id": "P1", "occurred_on": "2025-01-10",

@@ -69,6 +69,7 @@ EXAMPLES: dict[str, dict] = {
     "toxicity": {"kind": "crs", "grade": 2},
     "follow_up": {"disease_status": "remission"},
     "death": {"cause": "infection"},
+    "consent_withdrawn": {"scope": "all_use"},
     "event_corrected": {"corrects": SOME_ID,
                         "replacement": {"type": "blood_count", "occurred_on": "2024-03-13", "anc_e9_per_l": 0.7}},
     "event_retracted": {"retracts": SOME_ID, "reason": "entered for the wrong patient"},
@@ -262,7 +263,7 @@ def test_dates_may_not_lie_in_the_future():
 
 def test_note_at_most_2000_characters():
     assert parse_event(event("death", note="n" * 2000)).note == "n" * 2000
-    assert only_problem(event("death", note="n" * 2001)).rule == "must be at most 2000 characters"
+    assert only_problem(event("death", note="n" * 2001)).rule == "must be at most 2,000 characters (docs/limits.md)"
 
 
 def test_event_id_must_be_a_uuid():

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .queries.views import ProjectionView
 
 
+class StaleProjectionsError(LookupError):
+    """The projection file was built from another store, or from a history the store no longer holds."""
+
+
 @dataclass(frozen=True)
 class VisibleEvent:
     """An event as visible in a read: the fact's current content and when that content was recorded."""
@@ -197,14 +201,16 @@ class Timeline:
 
     def as_of(self, date: date | str | None = None, known_at: datetime | str | None = None,
               params: Mapping[str, Any] | None = None, patients: Sequence[str] | None = None,
-              fresh: bool = False, on_wait: Callable[[], None] | None = None) -> ProjectionView:
+              fresh: bool = False, on_wait: Callable[[], None] | None = None,
+              memory_limit: str | None = None) -> ProjectionView:
         """A read-only view in which every projection table holds the projection of the events visible as
         of clinical `date` and as known at `known_at` (None: no limit, now), by the same rules as the file.
 
         By default the projection file is read (never written): as it is, or recomputed from its log for
         a past date, a past knowledge time or other parameters. If it is behind the store the view's
         `notes` say so. `fresh=True` builds every table in memory from the store instead; `patients`
-        replays only those patients, straight from their streams (fast).
+        replays only those patients, straight from their streams (fast). `memory_limit` (e.g. "2GB"): the
+        most memory a query of the view may use (default: a quarter of the machine's).
         """
         from .projections.parameters import resolve
         from .queries.views import view_of
@@ -216,12 +222,20 @@ class Timeline:
 
             done = replay(self.store, list(patients), d, k, resolved, pool=self.replays)
             return view_of(done.con, f"patients {', '.join(patients)} replayed from the store", on_close=done.release,
-                           prepare=done.prepare)
+                           prepare=done.prepare, memory_limit=memory_limit)
         if fresh:
-            return view_of(self._fresh(d, k, resolved), "projections built in memory from the store")
+            return view_of(self._fresh(d, k, resolved), "projections built in memory from the store",
+                           memory_limit=memory_limit)
         from .queries.views import open_file
 
-        view = open_file(self.projector().path, d, k, resolved, on_wait=on_wait)
+        from .projections.runner import history_mismatch
+
+        view = open_file(self.projector().path, d, k, resolved, on_wait=on_wait, memory_limit=memory_limit)
+        mismatch = history_mismatch(self.store, view.state) if view.state is not None else None
+        if mismatch is not None:
+            view.close()
+            raise StaleProjectionsError(f"{mismatch}: its tables would show events the store does not hold; run "
+                                        "`timeline project` to rebuild it (or use --fresh)")
         if view.state is not None:
             behind = self.store.count_after(view.state.position)
             if behind:
@@ -255,4 +269,4 @@ class Timeline:
             return view.sql(query)
 
 
-__all__ = ["Timeline", "VisibleEvent"]
+__all__ = ["StaleProjectionsError", "Timeline", "VisibleEvent"]

@@ -11,6 +11,7 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
@@ -19,8 +20,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .events.envelope import ENVELOPE_FIELDS
+from .events.envelope import ENVELOPE_FIELDS, LINE_MAX_BYTES
 from .events import EVENT_ADAPTER, EVENT_TYPES, Event, canonical_json, list_fields, problems_from
+from .events import rawjson
 from .events.catalogue import content_id_bytes
 from .events.problems import Problem
 from .store.eventstore import Corrector, Prepared
@@ -86,23 +88,24 @@ def prepare_json_lines(lines: Iterable[tuple[int, bytes]], latest: date) -> list
     out: list[tuple | Problem] = []
     validate = EVENT_ADAPTER.validator.validate_json  # = parse_event_json, without the wrapper's overhead
     for n, raw in lines:
+        if len(raw) > LINE_MAX_BYTES:
+            out.append(Problem("(line)", f"{raw[:40].decode('utf-8', errors='replace')}… ({len(raw):,} bytes)",
+                               f"is longer than a line may be: at most {LINE_MAX_BYTES:,} bytes, one event "
+                               "(docs/limits.md)", n))
+            continue
         try:
             ev = validate(raw, strict=True)
         except ValidationError as e:
-            if not _is_json_object(raw):
-                out.append(Problem("(line)", raw[:80].decode(errors="replace"), "is not a JSON object", n))
-            else:
-                out.extend(_problems(e, n))
+            unreadable = rawjson.line_problem(raw, n)  # not UTF-8, too deep, a key twice, not an object
+            out.extend([unreadable] if unreadable is not None else _problems(e, n))
             continue
+        if rawjson.may_repeat_keys(raw, ev):
+            repeated = rawjson.line_problem(raw, n)
+            if repeated is not None:
+                out.append(repeated)
+                continue
         out.append(_prepare(ev, n, latest))
     return out
-
-
-def _is_json_object(raw: bytes) -> bool:
-    try:
-        return isinstance(json.loads(raw), dict)
-    except ValueError:
-        return False
 
 
 def prepare_objects(rows: Iterable[tuple[int | None, Any]], latest: date) -> Iterator[Prepared | Problem]:
@@ -151,11 +154,14 @@ def _is_json_array(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def _array_items(path: Path) -> Iterator[tuple[int, bytes]]:
-    """The events of a JSON array file, numbered 1, 2, … (reported as its lines)."""
-    items = json.loads(path.read_bytes().removeprefix(_BOM))
-    for n, item in enumerate(items, start=1):
-        yield n, json.dumps(item, ensure_ascii=False).encode()
+def _array_items(path: Path) -> list[tuple[int, bytes]] | Problem:
+    """The events of a JSON array file, numbered 1, 2, … (reported as its lines), or why it cannot be read."""
+    items = rawjson.load(path.read_bytes().removeprefix(_BOM), "(file)", 1)
+    if isinstance(items, Problem):
+        return items
+    if not isinstance(items, list):
+        return Problem("(file)", path.name, "is not a JSON array of events", 1)
+    return [(n, json.dumps(item, ensure_ascii=False).encode()) for n, item in enumerate(items, start=1)]
 
 
 def _block_lines(block: bytes, first: int) -> Iterator[tuple[int, bytes]]:
@@ -175,10 +181,9 @@ def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> 
     """Prepared events of a JSON Lines file, a list per block of lines, in file order; a large file is
     parsed by worker processes (one per core) while this process writes."""
     if _is_json_array(path):
-        try:
-            items = list(_array_items(path))
-        except ValueError as e:
-            yield [Problem("(file)", path.name, f"is a JSON array that does not parse: {e}", 1)]
+        items = _array_items(path)
+        if isinstance(items, Problem):
+            yield [items]
             return
         for i in range(0, len(items), 10_000):
             yield prepare_json_lines(items[i:i + 10_000], latest)
@@ -222,10 +227,11 @@ def csv_row_to_json(row: dict[str, str | None]) -> dict[str, Any] | list[Problem
         if key in lists:
             out[key] = [part.strip() for part in cell.split(CSV_MULTI) if part.strip()]
         elif key == "replacement":
-            try:
-                out[key] = json.loads(cell)
-            except ValueError:
-                return [Problem("replacement", cell, "must be a JSON object (the corrected event)")]
+            value = rawjson.load(cell.encode(), "replacement")
+            if isinstance(value, Problem) or not isinstance(value, dict):
+                why = value.rule if isinstance(value, Problem) else "is not an object"
+                return [Problem("replacement", cell[:80], f"must be a JSON object (the corrected event): {why}")]
+            out[key] = value
         elif key in ENVELOPE_FIELDS:
             out[key] = cell
         else:
@@ -253,15 +259,20 @@ def replacement_with(content: dict[str, Any], changes: dict[str, Any]) -> dict[s
     return out
 
 
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|NaN|-?Infinity").fullmatch
+
+
 def _scalar(cell: str) -> Any:
+    """A CSV cell as JSON would have it: true/false, a number (as JSON writes one), else the text."""
     low = cell.lower()
     if low in ("true", "false"):
         return low == "true"
-    try:
-        v = json.loads(cell)
-    except ValueError:
+    if _JSON_NUMBER(cell) is None:
         return cell
-    return v if isinstance(v, int | float) else cell
+    try:
+        return json.loads(cell)
+    except ValueError:  # more digits than Python reads
+        return cell
 
 
 def _delimiter(header: str) -> str:
@@ -269,20 +280,42 @@ def _delimiter(header: str) -> str:
     return max((",", ";", "\t"), key=lambda d: (len(header.split(d)), d == ","))
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, as read with surrogateescape
+
+
 def read_csv(path: Path, latest: date) -> Iterator[Prepared | Problem]:
     """A CSV event file: comma-, semicolon- or tab-separated (told by its header row), UTF-8, with or
-    without a byte-order mark."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    without a byte-order mark. A header naming a column twice is refused; a cell that is not UTF-8 is a
+    problem of its line and column (the rest of the file is still checked)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         header = f.readline()
         f.seek(0)
         reader = csv.DictReader(f, delimiter=_delimiter(header))
-        if not reader.fieldnames or "type" not in [n.strip() for n in reader.fieldnames]:
+        names = [n.strip() for n in reader.fieldnames or []]
+        if "type" not in names:
             yield Problem("(header)", header.strip()[:200], "a CSV event file needs a header row naming at least "
                           "`type`, `patient_id`, `occurred_on` (separated by commas, semicolons or tabs)", 1)
             return
-        reader.fieldnames = [n.strip() for n in reader.fieldnames]
-        for row in reader:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            yield from (Problem(n, None, "is a column twice in the header; give each field once", 1) for n in repeated)
+            return
+        reader.fieldnames = names
+        csv.field_size_limit(LINE_MAX_BYTES)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:  # a cell longer than a row may be, or a broken quote
+                yield Problem("(row)", None, f"cannot be read as CSV: {e} (a row holds at most {LINE_MAX_BYTES:,} "
+                              "bytes, docs/limits.md)", reader.line_num)
+                return
             n = reader.line_num
+            bad = [k for k, cell in row.items() if isinstance(cell, str) and _NOT_UTF8.search(cell)]
+            if bad:
+                yield from (Problem(k or "(row)", None, "is not valid UTF-8 (save the file as UTF-8)", n) for k in bad)
+                continue
             obj = csv_row_to_json(row)
             if isinstance(obj, list):
                 yield from (p.at(n) for p in obj)
@@ -299,11 +332,26 @@ def file_format(path: Path) -> str:
     raise ValueError(f"{path}: unknown file type {suffix!r}; expected .jsonl/.ndjson (JSON Lines) or .csv")
 
 
+def check_readable(path: Path) -> None:
+    """A file ingest can read: it exists and is a regular file (a folder, a FIFO or a device is refused,
+    naming what it is)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{path}: is a folder; give the event files in it (e.g. {path}/*.jsonl)")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise ValueError(f"{path}: is {kind}, not a regular file; save the events to a file first")
+
+
 def file_reader(path: Path, latest: date) -> Callable[[], Iterator[Prepared | Problem]]:
     """A replayable source of prepared events for one file (replayed if the append must be retried)."""
+    check_readable(path)
     fmt = file_format(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
     if fmt == "jsonl":
         return lambda: read_json_blocks(path, latest)
     return lambda: read_csv(path, latest)

@@ -22,3 +22,18 @@ def store_location(given: str | os.PathLike[str] | None = None) -> str:
 
 def default_data_folder() -> Path:
     return Path(DEFAULT_DATA_FOLDER)
+
+
+#: The folder holding the projection files of stores that are no folder (PostgreSQL, memory).
+PROJECTIONS_DIR_ENV = "TIMELINE_PROJECTIONS_DIR"
+
+
+def server_projections_folder() -> Path:
+    """Where the projection files of a PostgreSQL (or in-memory) store live when no file is named: the folder
+    `$TIMELINE_PROJECTIONS_DIR`, else `timeline/` in the user's data directory (`$XDG_DATA_HOME`, else
+    `~/.local/share`), never the working directory (so every command finds the same file wherever it runs)."""
+    given = os.environ.get(PROJECTIONS_DIR_ENV)
+    if given:
+        return Path(given).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "timeline"

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from ..settings import DEFAULT_DATA_FOLDER, STORE_ENV
-from . import analysis, errors, exchange, records, serve
+from . import analysis, errors, exchange, records, serve, trail
 
 log = logging.getLogger("timeline")
 
@@ -41,23 +41,38 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.register(sub, _store_arg)
     serve.register(sub, _store_arg)
     exchange.register(sub, _store_arg)
+    trail.register(sub, _store_arg)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ..output import safe_terminal
+
+    given = list(sys.argv[1:] if argv is None else argv)
+    with safe_terminal(raw="--raw" in given):  # control characters never reach the terminal unescaped
+        return _run(given)
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
+    except BrokenPipeError:  # output piped into `head` and the like: nothing more to say, anywhere
+        getattr(sys.stderr, "stream", sys.stderr).close()
         return errors.DONE
     except KeyboardInterrupt:
         print("interrupted; nothing partial was stored", file=sys.stderr)
         return errors.INTERRUPTED
     except Exception as e:  # noqa: BLE001 - mapped to an exit status, or re-raised as a defect
+        from ..store.faults import explain
+
+        fault = explain(e, getattr(args, "store", None))  # a storage fault: one line, what and what to do
+        if fault is not None:
+            print(f"timeline {args.command}: {fault}", file=sys.stderr)
+            return errors.BAD_INPUT
         status = errors.exit_status(e)
         if status is None:
             raise

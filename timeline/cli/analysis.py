@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import DONE, clinical_date, moment, name_value
+from .trail import apply_lock, at_lock, lock_arg
 
 if TYPE_CHECKING:
     import polars as pl
 
 FORMATS = ("table", "csv", "json")
 FILE_FORMATS = ("xlsx", "parquet")  # written to --out FILE only
+#: how long a `timeline sql` query may run by default (docs/limits.md)
+SQL_TIMEOUT_SECONDS = 60.0
 
 
 def _params(args: argparse.Namespace) -> dict[str, str] | None:
@@ -28,6 +30,7 @@ def _reader(p: argparse.ArgumentParser, store_arg, formats: bool = True) -> None
                    help="clinical date: only events occurred on or before it")
     p.add_argument("--known-at", metavar="TIMESTAMP", type=moment,
                    help="as the data stood at this moment (ISO 8601, UTC if no zone)")
+    lock_arg(p)
     p.add_argument("--param", action="append", metavar="NAME=VALUE", type=name_value,
                    help="override a rule parameter (see `timeline params`); repeatable")
     p.add_argument("--fresh", action="store_true",
@@ -36,36 +39,33 @@ def _reader(p: argparse.ArgumentParser, store_arg, formats: bool = True) -> None
         p.add_argument("--format", choices=FORMATS + FILE_FORMATS, default="table",
                        help="table, csv or json on the screen (or into --out FILE); xlsx and parquet need --out")
         p.add_argument("--out", metavar="FILE", help="write the result to FILE (dates stay dates in xlsx and parquet)")
+        _raw_arg(p)
 
 
-def print_frame(df: pl.DataFrame, fmt: str) -> None:
-    import polars as pl
+RAW_HELP = ("write cells exactly as stored, for machine use: no escaping of control characters, no `'` before "
+            "a cell starting with = + - @ (by default both are made safe for terminals and spreadsheets)")
 
-    if fmt == "csv":
-        sys.stdout.write(df.write_csv())
-    elif fmt == "json":
-        sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1, ensure_ascii=False) + "\n")
-    else:
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200,
-                       tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-            print(df)
+
+def _raw_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raw", action="store_true", help=RAW_HELP)
+
+
+def print_frame(df: pl.DataFrame, fmt: str, raw: bool = False) -> None:
+    from ..output import write_frame
+
+    write_frame(df, fmt, raw=raw)
 
 
 def emit(df: pl.DataFrame, args: argparse.Namespace, sheet: str = "result") -> None:
-    """The result on the screen, or into --out FILE (through the one table writer)."""
-    from pathlib import Path
-
-    from ..exchange.tabular import write_frame
+    """The result on the screen, or into --out FILE (through the one writer, `timeline.output`): the format
+    asked for, or with the default one the format the file's extension names."""
+    from ..output import write_frame
     from .errors import UsageError
 
     out = getattr(args, "out", None)
     if args.format in FILE_FORMATS and not out:
         raise UsageError(f"--format {args.format} writes a file: give --out FILE.{args.format}")
-    if not out:
-        print_frame(df, args.format)
-        return
-    fmt = "csv" if args.format == "table" and Path(out).suffix.lower() == ".csv" else args.format
-    write_frame(df, Path(out), "json" if fmt == "table" else fmt, sheet=sheet)
+    write_frame(df, args.format, out, raw=getattr(args, "raw", False), sheet=sheet)
 
 
 def _waiting() -> None:
@@ -73,8 +73,13 @@ def _waiting() -> None:
 
 
 def open_view(tl: Any, args: argparse.Namespace):
-    """The view a reading command answers from; its notes (e.g. the file is behind the store) go to stderr."""
-    view = tl.as_of(args.as_of, args.known_at, _params(args), fresh=args.fresh, on_wait=_waiting)
+    """The view a reading command answers from; its notes (e.g. the file is behind the store) go to stderr.
+    At a data lock (`--lock`), everything is read as known then, with the lock's parameters."""
+    lock = apply_lock(tl, args)
+    view = tl.as_of(args.as_of, args.known_at, _params(args), fresh=args.fresh, on_wait=_waiting,
+                    memory_limit=getattr(args, "memory_limit", None))
+    if lock is not None:
+        at_lock(view, lock)
     for note in view.notes:
         print(f"timeline {args.command}: note: {note}", file=sys.stderr)
     return view
@@ -89,6 +94,8 @@ def cmd_project(args: argparse.Namespace) -> int:
         with Progress("project", total=tl.store.max_position(), unit="stored events read") as bar:
             report = projector.run(rebuild=args.rebuild, on_rows=bar.update,
                                    on_table=lambda name, i, n: bar.status(f"computing table {i}/{n}: {name}"))
+        if report.note:
+            print(f"timeline project: note: {report.note}", file=sys.stderr)
         print(f"{report.mode}: {report.rows_read} stored events read, {report.patients} patients recomputed, "
               f"position {report.position} -> {projector.path}")
     return DONE
@@ -98,7 +105,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from ..app import Timeline
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
-        emit(view.sql(args.query), args)
+        emit(view.sql(args.query, timeout=args.timeout or None), args)
     return DONE
 
 
@@ -109,7 +116,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 
     rows = [{"name": p.name, "default": str(p.default), "unit": p.unit, "module": p.module.__name__.rsplit(".", 1)[-1],
              "doc": p.doc, "source": p.source} for p in registry().values()]
-    print_frame(pl.DataFrame(rows), args.format)
+    print_frame(pl.DataFrame(rows), args.format, args.raw)
     return DONE
 
 
@@ -128,7 +135,7 @@ def _estimate(args: argparse.Namespace, kind: str) -> int:
     if got.median is not None:
         print("\nMedian (95% CI, Brookmeyer–Crowley; inf = not reached), days:", file=out)
         if out is sys.stdout:
-            print_frame(got.median, "table")
+            print_frame(got.median, "table", args.raw)
         else:
             out.write(got.median.write_csv())
     if got.test is not None:
@@ -208,10 +215,15 @@ def register(sub: Any, store_arg) -> None:
     p = sub.add_parser("sql", help="run a read-only SQL query on the projections")
     p.add_argument("query")
     _reader(p, store_arg)
+    p.add_argument("--timeout", metavar="SECONDS", type=float, default=SQL_TIMEOUT_SECONDS,
+                   help=f"stop the query after this long (default {SQL_TIMEOUT_SECONDS:g}; 0: no limit)")
+    p.add_argument("--memory-limit", metavar="SIZE", help="the most memory the query may use, e.g. 2GB (default: a "
+                   "quarter of the machine's memory)")
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("params", help="list the rule parameters with their defaults, units and sources")
     p.add_argument("--format", choices=FORMATS, default="table")
+    _raw_arg(p)
     p.set_defaults(func=cmd_params)
 
     for name, func, what in (("km", cmd_km, "Kaplan–Meier estimate"),
@@ -234,6 +246,7 @@ def register(sub: Any, store_arg) -> None:
     p.add_argument("--patient", help="only this patient's queries")
     p.add_argument("--format", choices=CHECK_FORMATS, default="table")
     p.add_argument("--out", metavar="FILE", help="write to FILE (needed for xlsx and parquet)")
+    _raw_arg(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("report", help="the cohort's tables and figures (Markdown, HTML, PNG, SVG)")

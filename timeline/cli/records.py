@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BAD_INPUT, DONE, UsageError, moment, name_value
+from .trail import apply_lock, lock_arg
 
 INGEST_DESCRIPTION = """\
 Validate and store event files, each all-or-nothing: if any line of a file is invalid, nothing from
@@ -95,6 +96,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from ..projections.replay import day_numbers
 
     with Timeline.open(args.store, create=False) as tl:
+        apply_lock(tl, args)
         facts = tl.facts(args.patient, args.known_at)
         if not facts:
             print(f"no events for patient {args.patient!r}"
@@ -130,6 +132,14 @@ def cmd_retract(args: argparse.Namespace) -> int:
     return _amend(args, None)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ..app import Timeline
+    from ..verify import verify
+
+    with Timeline.open(args.store, create=False) as tl:
+        return DONE if verify(tl, print) else BAD_INPUT
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from ..events import json_schema
 
@@ -150,6 +160,7 @@ def register(sub: Any, store_arg) -> None:
     store_arg(p)
     p.add_argument("--known-at", metavar="TIMESTAMP", type=moment,
                    help="as the data stood at this moment (ISO 8601, UTC if no zone)")
+    lock_arg(p)
     p.set_defaults(func=cmd_history)
 
     for name, func, what in (("correct", cmd_correct, "correct an event: give only the fields that change"),
@@ -166,6 +177,14 @@ def register(sub: Any, store_arg) -> None:
         p.add_argument("--patient", help="the patient the event belongs to (a faster search)")
         store_arg(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("verify", help="check the store and the projection file in full (exit 1 if anything is wrong)",
+                       description="The full check of the event store (the database's integrity check, every "
+                       "stored event readable, every event id unique and indexed) and of the projection file (it "
+                       "opens, was built from this store and history, and every table equals a fresh build). "
+                       "Reads only; exit status 1 when a check fails.")
+    store_arg(p)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the event format (generated from the models)")
     p.set_defaults(func=cmd_schema)

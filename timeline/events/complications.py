@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from timeline.events.envelope import EventBase, Flag, Text, check_rules, measure, whole
+from timeline.events.envelope import EventBase, Flag, LIST_MAX_ITEMS, Text, check_rules, measure, whole
 from timeline.events.laboratory import Virus
 
 GvhdKind = Literal["acute", "chronic"]
@@ -129,7 +129,7 @@ class GvhdTreatmentStarted(EventBase):
     type: Literal["gvhd_treatment_started"] = "gvhd_treatment_started"
     kind: GvhdKind = Field(description=_KIND)
     line: int = whole(1, 20, "the line of treatment (1 = first)")
-    agents: list[Text] = Field(min_length=1, description="the agents, e.g. methylprednisolone, ruxolitinib")
+    agents: list[Text] = Field(min_length=1, max_length=LIST_MAX_ITEMS, description="the agents, e.g. methylprednisolone, ruxolitinib")
     steroid_mg_per_kg_day: float | None = measure(
         "mg/kg/day prednisone equivalent", 0, 30, "steroid dose at the start of this line")
 

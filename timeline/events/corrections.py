@@ -13,12 +13,12 @@ from uuid import UUID
 from pydantic import Field, PrivateAttr, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from timeline.events import complications, laboratory, outcome, patient, therapy, transplant
+from timeline.events import complications, consent, laboratory, outcome, patient, therapy, transplant
 from timeline.events.envelope import EventBase, Text
 
 #: Every type a replacement may take: all but the two correction types.
 REPLACEABLE_EVENTS = (*patient.EVENTS, *therapy.EVENTS, *transplant.EVENTS, *laboratory.EVENTS,
-                      *complications.EVENTS, *outcome.EVENTS)
+                      *complications.EVENTS, *outcome.EVENTS, *consent.EVENTS)
 ReplaceableEvent = Annotated[Union[REPLACEABLE_EVENTS], Field(discriminator="type")]  # type: ignore[valid-type]
 _REPLACEABLE_ADAPTER: TypeAdapter[Any] = TypeAdapter(ReplaceableEvent)
 _REPLACEABLE_NAMES = tuple(cls.model_fields["type"].default for cls in REPLACEABLE_EVENTS)

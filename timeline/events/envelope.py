@@ -109,9 +109,19 @@ PATTERN_RULES = {
     HLA_MATCH_PATTERN: "must be matched/typed alleles like 10/10",
 }
 
+# Size limits of the input (docs/limits.md): what an honest record never reaches, and a hostile one cannot pass.
+#: characters in one text value (a regimen, a source, a reason, one item of a list)
+TEXT_MAX_CHARS = 500
+#: characters in a free-text note
+NOTE_MAX_CHARS = 2000
+#: items in one list field (genetic findings, agents)
+LIST_MAX_ITEMS = 50
+#: bytes in one line of a JSON Lines file or one row of a CSV file (one event)
+LINE_MAX_BYTES = 65_536
+
 PatientId = Annotated[str, StringConstraints(pattern=PATIENT_ID_PATTERN)]
-Text = Annotated[str, StringConstraints(min_length=1)]
-Note = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX_CHARS)]
+Note = Annotated[str, StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS)]
 
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -180,7 +190,7 @@ class EventBase(BaseModel):
                           "resource): unique across the systems a store imports from (prefix it with the system, "
                           "e.g. lims:123). Ingesting it again with other content records a correction")
     recorded_by: Text | None = Field(None, description="who entered it")
-    note: Note | None = Field(None, description="free text, at most 2,000 characters")
+    note: Note | None = Field(None, description=f"free text, at most {NOTE_MAX_CHARS:,} characters")
 
 
 #: Every envelope field, in declared order (the model is the one list).

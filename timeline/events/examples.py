@@ -62,6 +62,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "toxicity": {"type": "toxicity", **_P, "occurred_on": "2025-05-30", "kind": "mucositis", "grade": 3},
     "follow_up": {"type": "follow_up", **_P, "occurred_on": "2025-11-20", "disease_status": "remission"},
     "death": {"type": "death", **_P, "occurred_on": "2026-01-15", "cause": "relapse"},
+    "consent_withdrawn": {"type": "consent_withdrawn", **_P, "occurred_on": "2026-02-01", "scope": "research",
+                          "recorded_by": "dm.smith"},
     "event_corrected": {"type": "event_corrected", **_P, "occurred_on": "2025-06-05",
                         "corrects": "0b9a4c9e-7d2f-5a51-9c3e-2f1d8e6a4b70",
                         "replacement": {"type": "blood_count", "occurred_on": "2025-06-01", "anc_e9_per_l": 0.58,

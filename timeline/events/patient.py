@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from timeline.events.envelope import EventBase, Flag, IsoDate, Text, check_rules, measure
+from timeline.events.envelope import EventBase, Flag, IsoDate, LIST_MAX_ITEMS, Text, check_rules, measure
 
 
 class PatientRegistered(EventBase):
@@ -24,7 +24,7 @@ class Diagnosis(EventBase):
     disease: Literal["b_all", "t_all", "aml", "mpal", "cml", "mds", "other"] = Field(
         description="the disease (b_all: B-cell acute lymphoblastic leukaemia)")
     risk_group: Text | None = Field(None, description="risk group, as the protocol names it")
-    genetics: list[Text] | None = Field(None, min_length=1, description="genetic findings, e.g. ETV6::RUNX1")
+    genetics: list[Text] | None = Field(None, min_length=1, max_length=LIST_MAX_ITEMS, description="genetic findings, e.g. ETV6::RUNX1")
 
 
 class Relapse(EventBase):

@@ -85,7 +85,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line is not None else ""
-        if self.value is None and self.rule.startswith("required"):  # a missing field has no value to show
+        if self.value is None:  # nothing to show: a missing field, a key given twice
             return f"{where}{self.field}: {self.rule}"
         value = json.dumps(self.value, default=str, ensure_ascii=False)
         if len(value) > 120:
@@ -189,5 +189,9 @@ def _problem(error: Any) -> Problem:
     if kind == "string_pattern_mismatch":
         return Problem(field, value, PATTERN_RULES.get(ctx["pattern"], f"must match {ctx['pattern']}"))
     if kind == "string_too_long":
-        return Problem(field, value, f"must be at most {ctx['max_length']} characters")
+        return Problem(field, f"{value[:60]}… ({len(value):,} characters)" if isinstance(value, str) else value,
+                       f"must be at most {ctx['max_length']:,} characters (docs/limits.md)")
+    if kind == "too_long":
+        return Problem(field, f"{len(value):,} items" if isinstance(value, list) else None,
+                       f"must hold at most {ctx['max_length']:,} items (docs/limits.md)")
     return Problem(field, value, _RULES.get(kind, error["msg"]))

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from timeline.events.envelope import EventBase, Text, check_rules, measure, whole
+from timeline.events.envelope import EventBase, LIST_MAX_ITEMS, Text, check_rules, measure, whole
 
 
 class ChemotherapyStarted(EventBase):
@@ -84,7 +84,7 @@ class GvhdProphylaxisStarted(EventBase):
     agents: list[
         Literal["ptcy", "cyclosporine", "tacrolimus", "methotrexate", "mmf", "sirolimus", "atg",
                 "abatacept", "other"]
-    ] = Field(min_length=1, description="the agents (ptcy: post-transplant cyclophosphamide)")
+    ] = Field(min_length=1, max_length=LIST_MAX_ITEMS, description="the agents (ptcy: post-transplant cyclophosphamide)")
 
 
 EVENTS = (ChemotherapyStarted, ChemotherapyStopped, BlinatumomabStarted, BlinatumomabDoseChanged,

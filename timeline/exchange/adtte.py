@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from .tabular import write_frame
+from ..output import write_frame
 
 #: endpoint → (PARAMCD, PARAM), in PARAMN order
 PARAMS: dict[str, tuple[str, str]] = {
@@ -129,7 +129,7 @@ def write_adtte(view: Any, out: Path, study_id: str = "TIMELINE", fmt: str | Non
     elif fmt == "dataset-json":
         write_dataset_json(df, out, study_id)
     elif fmt in ("parquet", "csv"):
-        write_frame(df, out, fmt)
+        write_frame(df, fmt, out)
     else:
         raise ValueError(f"unknown ADTTE format {fmt!r}; one of {', '.join(FORMATS)}")
     return [out]

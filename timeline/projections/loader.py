@@ -53,6 +53,7 @@ _ENVELOPE_STRUCT = json.dumps({"patient_id": "VARCHAR", "type": "VARCHAR", "even
 _STRIP_ENVELOPE = json.dumps({k: None for k in (*IDENTITY_FIELDS, "recorded_at")})
 _STRIP_REPLACEMENT = json.dumps({"type": None, "occurred_on": None})
 _AMENDMENTS = "(" + ", ".join(f"'{t}'" for t in AMENDMENTS) + ")"
+WITHDRAWN = "consent_withdrawn"
 
 
 # -- the log ----------------------------------------------------------------------------------------
@@ -142,24 +143,33 @@ def visible_select(log: str, versions: str | None, *, as_of: bool = False, known
                    patients: str | None = None) -> str:
     """The SELECT of the visible events of `log` through the fact-versions relation `versions` (None: no
     fact is corrected or retracted, the originals are read as they are). With `as_of` / `known_at` it
-    takes the parameters `$as_of` (DATE) / `$known_at` (TIMESTAMPTZ); `patients`: a relation of ids."""
+    takes the parameters `$as_of` (DATE) / `$known_at` (TIMESTAMPTZ); `patients`: a relation of ids.
+
+    Consent: a patient with a `consent_withdrawn` recorded by the knowledge time (and not retracted) has no
+    visible event at all, whatever the clinical date: the withdrawal holds from when it is known."""
     k = "AND o.recorded_at <= $known_at" if known_at else ""
     d = "WHERE occurred_on <= $as_of" if as_of else ""
     pf = f"AND o.patient_id IN (SELECT patient_id FROM {patients})" if patients else ""
+    retracted = (f"AND w.event_id NOT IN (SELECT CAST(fact_id AS UUID) FROM {versions} WHERE retracted)"
+                 if versions is not None else "")
+    kw = "AND w.recorded_at <= $known_at" if known_at else ""
+    consented = (f"AND o.patient_id NOT IN (SELECT w.patient_id FROM {log} w WHERE w.type = '{WITHDRAWN}' "
+                 f"{kw} {retracted})")
     originals = f"FROM {log} o"
     if versions is None:
         return f"""
     SELECT * FROM (
         SELECT o.event_id, o.patient_id, o.type, o.occurred_on, o.recorded_at, o.payload
-        {originals} WHERE o.type NOT IN {_AMENDMENTS} {k} {pf}
+        {originals} WHERE o.type NOT IN {_AMENDMENTS} {k} {pf} {consented}
     ) {d}"""
-    v = (f"(SELECT CAST(fact_id AS UUID) AS fact_id, CAST(version_id AS UUID) AS version_id, retracted "
+    # joined on patient and id: an amendment acts on its own patient's fact only, whatever the ids
+    v = (f"(SELECT patient_id, CAST(fact_id AS UUID) AS fact_id, CAST(version_id AS UUID) AS version_id, retracted "
          f"FROM {versions})")
     return f"""
     SELECT * FROM (
         SELECT o.event_id, o.patient_id, o.type, o.occurred_on, o.recorded_at, o.payload
-        {originals} ANTI JOIN {v} v ON v.fact_id = o.event_id
-        WHERE o.type NOT IN {_AMENDMENTS} {k} {pf}
+        {originals} ANTI JOIN {v} v ON v.fact_id = o.event_id AND v.patient_id = o.patient_id
+        WHERE o.type NOT IN {_AMENDMENTS} {k} {pf} {consented}
         UNION ALL
         SELECT o.event_id, o.patient_id,
                coalesce(c.payload->'replacement'->>'type', o.type),
@@ -167,9 +177,9 @@ def visible_select(log: str, versions: str | None, *, as_of: bool = False, known
                coalesce(c.recorded_at, o.recorded_at),
                coalesce(json_merge_patch(c.payload->'replacement', '{_STRIP_REPLACEMENT}'), o.payload)
         {originals}
-        JOIN {v} v ON v.fact_id = o.event_id
-        LEFT JOIN {log} c ON c.event_id = v.version_id
-        WHERE o.type NOT IN {_AMENDMENTS} AND NOT v.retracted {k} {pf}
+        JOIN {v} v ON v.fact_id = o.event_id AND v.patient_id = o.patient_id
+        LEFT JOIN {log} c ON c.event_id = v.version_id AND c.patient_id = o.patient_id
+        WHERE o.type NOT IN {_AMENDMENTS} AND NOT v.retracted {k} {pf} {consented}
     ) {d}"""
 
 

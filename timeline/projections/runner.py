@@ -29,12 +29,12 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 
-from ..settings import PROJECTIONS_ENV, PROJECTIONS_FILE, default_data_folder
+from ..settings import PROJECTIONS_ENV, PROJECTIONS_FILE, server_projections_folder
 from ..store.eventstore import EventStore
 from ..store.facts import AMENDMENTS
 from . import build as building
@@ -51,8 +51,9 @@ STORE_HISTORY_MAX_ROWS = 30_000  # a catch-up reads the touched patients' earlie
 UNOPTIMISED_MAX_ROWS = 50_000
 
 # The file's layout: a file written by another layout is rebuilt, not caught up (3: models with declared
-# columns, `transplants`, `events` a view over `log`, parameters bound by name).
-LAYOUT = 3
+# columns, `transplants`, `events` a view over `log`, parameters bound by name; 4: `_tracking` records the
+# store's identity and the id of the event at its position).
+LAYOUT = 4
 
 _AMENDMENT_TYPES = tuple(AMENDMENTS)
 
@@ -63,28 +64,55 @@ class RunReport:
     rows_read: int
     patients: int
     position: int
+    note: str | None = None  # why a catch-up became a rebuild, or which broken file was set aside
 
 
 @dataclass(frozen=True)
 class FileState:
-    """What a projection file says of itself: the last store position read and the parameters in force."""
+    """What a projection file says of itself: the last store position read, the parameters in force, and
+    which store and history it was built from (the store's id, the id of the event at that position)."""
 
     position: int
     params: Params
+    store_id: str | None = None
+    event_at: str | None = None
+
+
+class DamagedProjectionsError(OSError):
+    """The projection file cannot be read (not a DuckDB file, damaged): it is derived, so it is rebuilt."""
+
+
+def history_mismatch(store: EventStore, state: FileState) -> str | None:
+    """Why a projection file no longer matches the store it is read with (another store, or a store that
+    went back: truncated, or restored from an older backup), or None when it does."""
+    if state.store_id != store.recorder.store_id():
+        return "the projection file was built from another event store"
+    if state.position and store.recorder.event_id_at(state.position) != state.event_at:
+        held = store.max_position()
+        return (f"the event store no longer holds the history the projection file was built from (it read up to "
+                f"position {state.position:,}; the store now "
+                + (f"ends at position {held:,}" if held < state.position else "holds another event there")
+                + ": restored from an older backup, or replaced)")
+    return None
 
 
 def projections_path(store: EventStore) -> Path:
-    """Where the projection file lives: `$TIMELINE_PROJECTIONS`, else beside the SQLite store, else
-    `projections-<hash>.duckdb` in the default data folder for a PostgreSQL or in-memory store."""
+    """Where the projection file lives: `$TIMELINE_PROJECTIONS`, else beside the SQLite store, else, for a
+    PostgreSQL or in-memory store, `projections-<hash of the store URL without its password>.duckdb` in
+    `settings.server_projections_folder()` (the user's data directory; never the working directory)."""
     import hashlib
+    from urllib.parse import urlparse
 
     env = os.environ.get(PROJECTIONS_ENV)
     if env:
         return Path(env)
     if store.data_dir is not None:
         return store.data_dir / PROJECTIONS_FILE
-    digest = hashlib.sha1(store.location.encode()).hexdigest()[:10]
-    return default_data_folder() / f"projections-{digest}.duckdb"
+    u = urlparse(store.location)
+    named = u._replace(netloc=f"{u.username or ''}@{u.hostname or ''}:{u.port or ''}").geturl() if u.password \
+        else store.location
+    digest = hashlib.sha1(named.encode()).hexdigest()[:10]
+    return server_projections_folder() / f"projections-{digest}.duckdb"
 
 
 def fingerprint(params: Params) -> str:
@@ -105,7 +133,15 @@ def read_state(con: duckdb.DuckDBPyConnection) -> FileState | None:
     data = json.loads(row[1])
     if not isinstance(data, dict) or data.get("layout") != LAYOUT:
         return None
-    return FileState(int(row[0]), resolve(data["parameters"]))
+    store_id, event_at = con.execute("SELECT store_id, event_at FROM _tracking WHERE id = 1").fetchone()
+    return FileState(int(row[0]), resolve(data["parameters"]), store_id, event_at)
+
+
+def damaged(path: Path, exc: BaseException) -> str:
+    """One line: the projection file cannot be read, and what to do."""
+    cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (f"{path} cannot be read as a projection file ({cause}); it is derived from the event store: "
+            "`timeline project --rebuild` replaces it, keeping the unreadable one aside")
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -167,6 +203,14 @@ class Projector:
         for stale in self.path.parent.glob(f"{self.path.name}.building-*"):
             stale.unlink(missing_ok=True)
 
+    def _set_aside(self) -> Path:
+        """Move an unreadable projection file (and its write-ahead log) aside, named with the time."""
+        aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(self.path, aside)
+        if Path(f"{self.path}.wal").exists():
+            os.replace(f"{self.path}.wal", f"{aside}.wal")
+        return aside
+
     def _publish(self, scratch: Path) -> None:
         """The finished file replaces the published one in one rename (readers of the old go on reading it)."""
         Path(f"{self.path}.wal").unlink(missing_ok=True)  # a crashed writer's log of the file being replaced
@@ -179,11 +223,23 @@ class Projector:
         self._on_table = on_table
         with self._writer_lock():
             self._clear_scratch()
-            state = self._state()
+            note = None
+            try:
+                state = self._state()
+            except duckdb.Error as e:
+                if not rebuild:
+                    raise DamagedProjectionsError(damaged(self.path, e)) from None
+                note = f"the unreadable projection file was kept as {self._set_aside()}"
+                state = None
             if state is not None and state.params != self.params and not rebuild:
                 log.warning("parameters (or the file's layout) changed since the last run: rebuilding every table")
-            if rebuild or state is None or state.params != self.params:
-                return self._in_scratch(lambda con: self._rebuild(con, on_rows), copy=False)
+            if state is not None and not rebuild:
+                note = history_mismatch(self.store, state)
+                if note is not None:
+                    note += "; rebuilt from the store as it is"
+            if rebuild or state is None or state.params != self.params or note is not None:
+                report = self._in_scratch(lambda con: self._rebuild(con, on_rows), copy=False)
+                return replace(report, note=note)
             con = self._connect_in_place()
             if con is None:  # readers hold the file: catch up a copy, then swap it in
                 return self._in_scratch(lambda c: self._catch_up(c, state.position, on_rows), copy=True)
@@ -235,10 +291,13 @@ class Projector:
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("CREATE TABLE IF NOT EXISTS _tracking (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, "
-                        "parameters VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+                        "parameters VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+                        "store_id VARCHAR, event_at VARCHAR)")
             report = work(con)
-            con.execute("INSERT OR REPLACE INTO _tracking (id, position, parameters, updated_at) "
-                        "VALUES (1, ?, ?, now())", [report.position, fingerprint(self.params)])
+            event_at = self.store.recorder.event_id_at(report.position) if report.position else None
+            con.execute("INSERT OR REPLACE INTO _tracking (id, position, parameters, updated_at, store_id, event_at) "
+                        "VALUES (1, ?, ?, now(), ?, ?)",
+                        [report.position, fingerprint(self.params), self.store.recorder.store_id(), event_at])
             con.execute("COMMIT")
             return report
         except BaseException:

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from ..clock import us_to_datetime
+from ..output import escape_controls
 from ..projections.parameters import Params, resolve
 from .render import FIGURES, render_html, render_markdown
 from .tables import FIGURE_INCIDENCE, FIGURE_SURVIVAL, Report, compute
@@ -105,9 +106,9 @@ def write_report(view: ProjectionView, out: str | Path, *, as_of: date | None = 
         saved = F.save_figure(fig, out_dir, stem)
         written += [saved["png"], saved["svg"]]
         svgs[stem] = saved["svg_markup"]
-    (out_dir / "report.md").write_text(render_markdown(report, {stem: f"{stem}.png" for stem in svgs}),
-                                       encoding="utf-8")
-    (out_dir / "report.html").write_text(render_html(report, svgs), encoding="utf-8")
+    markdown = escape_controls(render_markdown(report, {stem: f"{stem}.png" for stem in svgs}))
+    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
+    (out_dir / "report.html").write_text(escape_controls(render_html(report, svgs)), encoding="utf-8")
     if not quiet:
         sys.stdout.write(render_markdown(report) + "\n")
         print(f"written to {out_dir}/: report.md, report.html, " + ", ".join(p.name for p in written))

@@ -10,9 +10,12 @@ connection (they shadow the file's), by the same models and the same loader as t
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from ..projections import graph
 from ..projections.build import build, quote_ident
 from ..projections.loader import load_visible
 from ..projections.parameters import Params
-from ..projections.runner import FileState, is_lock_conflict, read_state
+from ..projections.runner import DamagedProjectionsError, FileState, damaged, is_lock_conflict, read_state
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 #: how long a reader waits for a writer's catch-up to commit before giving up
@@ -39,6 +42,17 @@ class NoProjectionsError(FileNotFoundError):
     """There is no projection file yet."""
 
 
+#: functions and tables that reveal the engine's settings, files and paths rather than projection data
+_REVEALING_PREFIXES = ("duckdb_", "pragma_")
+_REVEALING_NAMES = frozenset({"current_setting", "getenv", "which_secret", "pg_settings", "current_database",
+                              "current_catalog", "database_list", "show_databases", "pg_database"})
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALYZE\s+)?", re.IGNORECASE)
+
+
+class QueryLimitError(ValueError):
+    """A query ran past its time limit or its memory limit, and was stopped."""
+
+
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
     statements = con.extract_statements(query)
     if not statements:
@@ -48,13 +62,50 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
         if kind not in READ_ONLY_STATEMENTS:
             raise ReadOnlyError(f"the SQL surface is read-only: a {kind} statement is refused "
                                 f"(only SELECT / WITH … SELECT / EXPLAIN queries run)")
+        _check_names(con, _EXPLAIN.sub("", st.query, count=1) if kind == "EXPLAIN" else st.query)
 
 
-def lock_down(con: duckdb.DuckDBPyConnection) -> None:
-    """No file access from SQL, and no setting can be changed back (a connection locked already stays so)."""
+def _names(node: Any) -> Iterator[str]:
+    """Every function and table name a parsed statement (DuckDB's JSON of its syntax tree) refers to."""
+    if isinstance(node, dict):
+        if isinstance(node.get("function_name"), str):
+            yield node["function_name"].lower()
+        if node.get("type") == "BASE_TABLE" and isinstance(node.get("table_name"), str):
+            yield node["table_name"].lower()
+        for value in node.values():
+            yield from _names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _names(value)
+
+
+def _check_names(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse a statement that calls a function (or reads a system view) revealing settings or paths: the
+    statement's syntax tree is searched, so comments, quoting and CTEs hide nothing."""
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchall()[0][0])
+    if tree.get("error"):
+        raise ReadOnlyError(f"the query cannot be checked, so it is refused: {tree.get('error_message', '')}")
+    for name in _names(tree["statements"]):
+        if name.startswith(_REVEALING_PREFIXES) or name in _REVEALING_NAMES:
+            raise ReadOnlyError(f"{name} is refused: it reveals the engine's settings or files, not projection data")
+
+
+def memory_limit_default() -> str:
+    """The memory a query may use by default: a quarter of the machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return "2GB"
+    return f"{max(total // 4 // 2**20, 256)}MB"
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -> None:
+    """No file access from SQL, a memory limit, and no setting can be changed back (a connection locked
+    already stays so)."""
     if con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]:
         return
     con.execute("SET enable_external_access = false")
+    con.execute("SET memory_limit = ?", [memory_limit or memory_limit_default()])
     con.execute("SET lock_configuration = true")
 
 
@@ -83,12 +134,27 @@ class ProjectionView:
         self._ready(query)
         return self._con.sql(query)
 
-    def sql(self, query: str, params: Iterable[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+    def sql(self, query: str, params: Iterable[Any] | Mapping[str, Any] | None = None,
+            timeout: float | None = None) -> pl.DataFrame:
         """Run one read-only query; the result as a polars DataFrame. `params`: values of its `?`s, or of its
-        `$name`s by name."""
-        self._ready(query)
-        bound = params if params is None or isinstance(params, Mapping) else list(params)
-        return self._con.sql(query, params=bound).pl()
+        `$name`s by name. `timeout` (seconds): stopped after it (the tables it makes on demand included)."""
+        timer = threading.Timer(timeout, self._con.interrupt) if timeout else None
+        if timer is not None:
+            timer.start()
+        try:
+            self._ready(query)
+            bound = params if params is None or isinstance(params, Mapping) else list(params)
+            return self._con.sql(query, params=bound).pl()
+        except duckdb.InterruptException:
+            raise QueryLimitError(f"the query ran for more than {timeout:g} s and was stopped (--timeout SECONDS "
+                                  "sets the limit; 0: none)") from None
+        except duckdb.OutOfMemoryException as e:
+            limit = self._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            raise QueryLimitError(f"the query needed more memory than its limit ({limit}) and was stopped "
+                                  f"(--memory-limit sets it): {str(e).splitlines()[0]}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def table(self, name: str) -> pl.DataFrame:
         if name not in self.tables():
@@ -122,7 +188,9 @@ def connect_read_only(path: Path, wait: float = LOCK_WAIT_SECONDS,
         try:
             return duckdb.connect(str(path), read_only=True)
         except duckdb.Error as e:
-            if not is_lock_conflict(e) or time.monotonic() > deadline:
+            if not is_lock_conflict(e):
+                raise DamagedProjectionsError(damaged(path, e)) from None
+            if time.monotonic() > deadline:
                 raise
             if not told and on_wait is not None:
                 on_wait()
@@ -131,14 +199,18 @@ def connect_read_only(path: Path, wait: float = LOCK_WAIT_SECONDS,
 
 
 def open_file(path: Path, as_of: date | None = None, known_at: datetime | None = None,
-              params: Params | None = None, on_wait: Callable[[], None] | None = None) -> ProjectionView:
+              params: Params | None = None, on_wait: Callable[[], None] | None = None,
+              memory_limit: str | None = None) -> ProjectionView:
     """The tables of the projection file: as they are, or, for a past date, a past knowledge time or other
     parameters than the file's, recomputed by the same models from the file's log (each query makes the
     tables it reads, see `_Recompute`). The file is read, never written: recomputed tables are temporary
     tables of the read-only connection."""
     con = connect_read_only(path, on_wait=on_wait)
     try:
-        state = read_state(con)
+        try:
+            state = read_state(con)
+        except duckdb.Error as e:
+            raise DamagedProjectionsError(damaged(path, e)) from None
         if state is None:
             raise NoProjectionsError(f"{path} holds no projections of this version; run `timeline project`")
         what = [f"as of {as_of}" if as_of else "", f"known at {known_at}" if known_at else "",
@@ -147,7 +219,7 @@ def open_file(path: Path, as_of: date | None = None, known_at: datetime | None =
         if any(what):
             load_visible(con, log="main.log", as_of=as_of, known_at=known_at)
             prepare = _Recompute(con, params if params is not None else state.params).ensure
-        lock_down(con)
+        lock_down(con, memory_limit)
     except BaseException:
         con.close()
         raise
@@ -188,8 +260,8 @@ class _Recompute:
 
 
 def view_of(con: duckdb.DuckDBPyConnection, description: str, on_close: Callable[[], None] | None = None,
-            prepare: Callable[[str], None] | None = None) -> ProjectionView:
+            prepare: Callable[[str], None] | None = None, memory_limit: str | None = None) -> ProjectionView:
     """An in-memory connection holding built tables (a replay, a fresh build), as a read-only view; closing
     the view calls `on_close` (default: closes the connection); `prepare` fills a replay's tables on demand."""
-    lock_down(con)
+    lock_down(con, memory_limit)
     return ProjectionView(con, description, on_close=on_close, prepare=prepare)

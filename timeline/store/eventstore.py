@@ -114,14 +114,20 @@ def record_from_row(row: StoredRow) -> LogRecord:
     )
 
 
+def differing(stored: bytes, new: bytes) -> str:
+    """Which fields two versions of one patient's event differ in, by name only (never their values)."""
+    a, b = json.loads(stored), json.loads(new)
+    names = sorted(k for k in set(a) | set(b) if k not in ("event_id", "recorded_at") and a.get(k) != b.get(k))
+    return "fields that differ: " + ", ".join(names) if names else "same fields"
+
+
 class _Appender:
     """State of one append transaction: idempotency checks, per-patient ledgers for amendments, counts.
 
-    Idempotency by event_id is checked against the patient's own stream (a derived id hashes the content,
-    patient included, so it cannot collide across patients) and, for ids given explicitly in the input,
-    against the store-wide index of explicit ids. A new patient's events need no lookup at all, which keeps
-    a bulk load close to the cost of the bare inserts. Nothing is kept across batches but the ledgers of
-    amended patients, so memory stays flat whatever the input size.
+    Idempotency by event_id is checked across the store, whoever chose the id (`_stored`: an explicit id
+    may equal a derived id of another patient's event); a conflict names ids and fields, never another
+    patient's content. Nothing is kept across batches but the ledgers of amended patients, so
+    memory stays flat whatever the input size.
     """
 
     def __init__(self, tx: AppendTransaction, now_us: Callable[[], int], corrector: Corrector | None = None):
@@ -150,11 +156,7 @@ class _Appender:
         self.seen = {}
         pids = list(dict.fromkeys(map(_PATIENT, batch)))
         versions = self.tx.next_versions(pids)
-        stored = self.tx.stream_ids([pid for pid in pids if versions[pid] > 1])  # eid -> (pid, version, digest)
-        explicit = [eid for eid, digest in zip(map(_EVENT_ID, batch), map(_DIGEST, batch), strict=True)
-                    if eid != digest]
-        if explicit:
-            stored.update(self.tx.explicit_ids(explicit))
+        stored = self._stored(batch, pids, versions)  # eid -> (pid, version, digest), whoever's
         wanted = [sid for sid in map(_SOURCE_RECORD, batch) if sid is not None and sid not in self.sources]
         if wanted:
             self.sources.update(self.tx.source_records(list(dict.fromkeys(wanted))))
@@ -172,33 +174,57 @@ class _Appender:
                 continue
             shown = str(uuid.UUID(bytes=eid))
             if prior is not None:
-                _pid, _eid, prior_digest, _k, _o, prior_body, _t, prior_line, _sid = prior
-                if prior_digest == digest:
+                prior_pid, _eid, prior_digest, _k, _o, prior_body, _t, prior_line, _sid = prior
+                if prior_digest == digest and prior_pid == pid:
                     rep.present += 1
+                elif prior_pid != pid:
+                    rep.problems.append(Problem("event_id", shown, f"already the id of another patient's event in "
+                                                f"this input (line {prior_line}); an event id is unique in the store",
+                                                line))
                 else:
-                    rep.problems.append(Problem(
-                        "event_id", shown, f"already used in this input (line {prior_line}) for other content: "
-                        f"{prior_body.decode()} vs {body.decode()}", line))
+                    rep.problems.append(Problem("event_id", shown, f"already used in this input (line {prior_line}) "
+                                                f"for other content ({differing(prior_body, body)})", line))
                 continue
             owner, version, stored_digest = stored[eid]
-            if stored_digest == digest and owner == pid:
+            if owner != pid:
+                rep.problems.append(Problem("event_id", shown, "already the id of another patient's event; an event "
+                                            "id is unique in the store", line))
+                continue
+            if stored_digest == digest:
                 rep.present += 1
                 continue
-            if owner != pid:
-                rep.problems.append(Problem("event_id", shown, "already the id of an event of another patient; "
-                                            "an event id is unique in the store", line))
-                continue
-            existing = self.tx.stream(owner)[version - 1].state.decode()
-            rep.problems.append(Problem(
-                "event_id", shown, f"already recorded with other content: stored {existing} vs new {body.decode()}",
-                line))
+            existing = self.tx.stream(owner)[version - 1].state
+            rep.problems.append(Problem("event_id", shown, f"already recorded for this patient with other content "
+                                        f"({differing(existing, body)})", line))
         if any(target is not None for target in map(_TARGET, fresh)):
             self._check_amendments(fresh)
         if not fresh:
             return
-        rows, explicit_rows, last_us = self._rows(fresh)
-        self.tx.insert(rows, explicit_rows, last_us, list(source_rows.values()))
+        rows, id_rows, last_us = self._rows(fresh)
+        self.tx.insert(rows, id_rows, last_us, list(source_rows.values()))
         rep.new += len(fresh) - (rep.corrected - corrected_before)  # a correction made here is not a new record
+
+    def _stored(self, batch: list[Prepared], pids: list[str], versions: dict[str, int]) -> dict:
+        """The ids of a batch already stored, whoever's: event_id -> (patient, version, digest).
+
+        A derived id hashes the content, patient included: only that patient's own events (their stream) or
+        an explicitly given id (the index of explicit ids) can equal it. An explicit id may equal anything,
+        also another patient's derived id: every stored id's first 8 bytes are in `timeline_event_ids`, and an
+        explicit id found there but neither in its patient's stream nor among the explicit ids is looked for
+        in the log (rare: a reused id, or two ids sharing 8 bytes). A bulk load of new patients with derived
+        ids looks nothing up, so it costs little more than the bare inserts."""
+        stored = self.tx.stream_ids([pid for pid in pids if versions[pid] > 1])
+        explicit = [eid for eid, digest in zip(map(_EVENT_ID, batch), map(_DIGEST, batch), strict=True)
+                    if eid != digest]
+        if explicit or self.tx.has_explicit_ids():
+            stored.update(self.tx.explicit_ids(list(map(_EVENT_ID, batch)) if self.tx.has_explicit_ids()
+                                               else explicit))
+        unknown = [eid for eid in explicit if eid not in stored]
+        for eid in self.tx.known_prefixes(unknown) if unknown else ():
+            owner = self.tx.owner_of(str(uuid.UUID(bytes=eid)))
+            if owner is not None:
+                stored[eid] = (owner, 0, b"")
+        return stored
 
     def _source_record(self, p: Prepared, fresh: list, source_rows: dict) -> bool:
         """A new event that names its source record: True to append it as it is (the record is new);
@@ -230,12 +256,12 @@ class _Appender:
             self.report.corrected += 1
         return False
 
-    def _rows(self, fresh: list) -> tuple[list[tuple], list[tuple], int]:
-        """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and the index rows
-        of explicitly given ids."""
+    def _rows(self, fresh: list) -> tuple[list[tuple], tuple[list[tuple], list[bytes]], int]:
+        """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and the index rows: of
+        the explicitly given ids, and every id (`timeline_event_ids` keeps its first 8 bytes)."""
         versions = self.tx.next_versions(list(dict.fromkeys(map(_PATIENT, fresh))))
         base = max(self.now_us(), self.tx.last_us + 1)
-        rows, explicit = [], []
+        rows, explicit, prefixes = [], [], []
         second, prefix = -1, b""
         us = base
         for pid, eid, digest, kind, _on, body, _target, _line, _sid in fresh:
@@ -247,8 +273,9 @@ class _Appender:
             rows.append((pid, v, kind, b"%b%b.%06dZ\"}" % (body[:-1], prefix, us % 1_000_000)))
             if eid != digest:
                 explicit.append((eid, pid, v, digest))
+            prefixes.append(eid)
             us += 1
-        return rows, explicit, base + len(fresh) - 1
+        return rows, (explicit, prefixes), base + len(fresh) - 1
 
     def _check_amendments(self, fresh: list) -> None:
         fresh[:] = [p if isinstance(p, Prepared) else Prepared._make(p) for p in fresh]
@@ -269,9 +296,7 @@ class _Appender:
                     owner = self.tx.owner_of(target_id)  # rare: only to name the other patient
                 if owner is not None and owner != p.patient_id:
                     self.report.problems.append(Problem(
-                        field_name, target_id, f"event belongs to another patient ({owner}), not to {p.patient_id}",
-                        p.line,
-                    ))
+                        field_name, target_id, f"the event belongs to another patient, not to {p.patient_id}", p.line))
                     continue
                 why = ledger.problem(rec)
                 if why is not None:
@@ -289,6 +314,7 @@ class EventStore:
         self.location = location
         self.data_dir = data_dir
         self.now_us = now_us
+        self._checked = False  # the integrity check before the first write of this session passed
 
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -318,6 +344,19 @@ class EventStore:
     def close(self) -> None:
         self.recorder.datastore.close()  # type: ignore[attr-defined]
 
+    def check_before_writing(self) -> None:
+        """The store's cheap integrity check, once per session before its first write: a store with damaged
+        pages is refused before anything is added to it (`timeline verify` runs the full check)."""
+        if self._checked:
+            return
+        found = self.recorder.quick_check()
+        if found is not None:
+            from .faults import StoreDamagedError, describe
+
+            raise StoreDamagedError(f"{describe(self.location)} is damaged ({found[:300]}): nothing was stored; "
+                                    "restore it from a backup (`timeline verify` says what is damaged)")
+        self._checked = True
+
     # -- writing -------------------------------------------------------------------------------------
     def append(self, source: Callable[[], Iterable[Prepared | Problem | list]], what: str = "input",
                on_batch: Callable[[AppendReport], None] | None = None, *, corrector: Corrector | None = None,
@@ -335,6 +374,7 @@ class EventStore:
         ids, inadmissible amendments) are all collected; if there is any, the transaction is rolled back
         and `RejectedError` lists them all.
         """
+        self.check_before_writing()
         for attempt in range(1, MAX_RETRIES + 1):
             try:
                 return self._append_once(source, what, on_batch, corrector, dry_run)
@@ -442,7 +482,8 @@ def _postgres(url: str) -> TimelineRecorderMixin:
     except psycopg.OperationalError as e:
         cause = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
         raise StoreConnectionError(f"cannot connect to PostgreSQL at {where['host']}:{where['port']}, database "
-                                   f"{where['dbname']!r}: {cause}") from None
+                                   f"{where['dbname']!r}: {cause} (check that the server runs, and the store URL: "
+                                   "--store or $TIMELINE_STORE)") from None
 
 
 class StoreConnectionError(ConnectionError):

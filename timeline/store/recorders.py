@@ -6,8 +6,16 @@ originator_version = position in the patient's stream, topic = event type, state
 its `recorded_at`). Beside it, in the same database and the same transaction:
 
 - `timeline_explicit_ids`: event_id -> (patient, version, content digest) for the events whose id was
-  given in the input, so an explicit id is unique across patients (a derived id hashes the content,
-  patient included; it is checked against the patient's own stream);
+  given in the input;
+- `timeline_event_ids`: the first 8 bytes (as an integer) of every stored event's id, so an explicit id
+  that may equal another patient's derived id is found (then looked for in the log): an event id is unique
+  across the store, whoever chose it. A narrow integer key keeps a bulk load fast (a full 16-byte index of
+  1.5M random ids tripled the ingest time). A store made before it is indexed once, when it is first opened
+  (`_index_existing_events`);
+- `timeline_meta`: name -> value: the store's identity (`store_id`, random, given when it is made), which
+  the projection file records to know which store it was built from;
+- `timeline_audit`: what the audit trail records besides the amendment events: data locks, forgotten
+  patients, key changes (time stamped by the clock, who, what); the tool only ever inserts into it;
 - `timeline_clock`: one row holding the last `recorded_at` (µs since the epoch). Every append
   transaction starts by locking this row, which serialises writers, so `recorded_at` is strictly
   increasing in commit order and no two writers can claim the same stream version.
@@ -20,7 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+import sqlite3
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,6 +100,8 @@ class Dialect:
     position: str  # the library's notification id column (the log position)
     state_text: str  # the state column as text
     ids_options: str = ""  # table options of the id index
+    int_list: str = ""  # a SELECT of the integers of one bound list
+    pack_ints: Callable[[list[int]], Any] = list  # the bound value of that list
 
     def sql(self, text: str) -> str:
         return text.replace("?", self.ph)
@@ -105,6 +117,8 @@ SQLITE = Dialect(
     position="rowid",
     state_text="CAST(state AS TEXT)",
     ids_options=" WITHOUT ROWID",
+    int_list="SELECT value FROM json_each(?) WHERE true",  # WHERE: SQLite's upsert after a SELECT needs one
+    pack_ints=json.dumps,
 )
 POSTGRES = Dialect(
     ph="%s",
@@ -113,6 +127,7 @@ POSTGRES = Dialect(
     contains="position(? in convert_from(state, 'UTF8')) > 0",
     position="notification_id",
     state_text="convert_from(state, 'UTF8')",
+    int_list="SELECT unnest(?::bigint[])",
 )
 
 
@@ -124,6 +139,9 @@ class Names:
     ids: str
     clock: str
     sources: str
+    meta: str
+    audit: str
+    prefixes: str
 
 
 def _tables(d: Dialect, n: Names) -> list[str]:
@@ -131,12 +149,39 @@ def _tables(d: Dialect, n: Names) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {n.ids} ("
         f"event_id {d.blob} PRIMARY KEY, patient_id TEXT NOT NULL, "
         f"version BIGINT NOT NULL, digest {d.blob} NOT NULL){d.ids_options}",
+        f"CREATE TABLE IF NOT EXISTS {n.prefixes} (k BIGINT PRIMARY KEY)",
         f"CREATE TABLE IF NOT EXISTS {n.clock} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {n.sources} ("
         f"source_record_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, event_id {d.blob} NOT NULL, "
         f"digest {d.blob} NOT NULL){d.ids_options}",
         f"INSERT INTO {n.clock} (id, last_us) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+        f"CREATE TABLE IF NOT EXISTS {n.meta} (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # the store's identity (the one parameter: a new random id), kept by copies, new for another store
+        f"INSERT INTO {n.meta} (name, value) VALUES ('store_id', {d.ph}) ON CONFLICT (name) DO NOTHING",
+        f"CREATE TABLE IF NOT EXISTS {n.audit} (at_us BIGINT PRIMARY KEY, action TEXT NOT NULL, subject TEXT NOT NULL, "
+        "detail TEXT NOT NULL, recorded_by TEXT NOT NULL)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {n.audit.split('.')[-1]}_locks ON {n.audit} (subject) WHERE action = 'lock'",
     ]
+
+
+def prefix_key(event_id: bytes) -> int:
+    """The integer key of an event id in `timeline_event_ids`: its first 8 bytes."""
+    return int.from_bytes(event_id[:8], "big", signed=True)
+
+
+def prefix_keys(event_ids: Sequence[bytes]) -> tuple[int, ...]:
+    """`prefix_key` of many 16-byte ids, unpacked at C speed (no Python call per id)."""
+    return struct.unpack(">" + "q8x" * len(event_ids), b"".join(event_ids))
+
+
+def _insert_prefixes(c: Cursor, d: Dialect, table: str, keys: Iterable[int]) -> None:
+    """Add index keys (ids' first 8 bytes), in order, one statement per chunk (the database unpacks the list:
+    no bound row per id). In order, a bulk load appends to the index's b-tree instead of inserting at random
+    places (which tripled the ingest time of 1.5M events)."""
+    keys = sorted(keys)
+    for i in range(0, len(keys), 100_000):
+        c.execute(d.sql(f"INSERT INTO {table} (k) {d.int_list} ON CONFLICT (k) DO NOTHING"),
+                  [d.pack_ints(keys[i:i + 100_000])])
 
 
 class AppendTransaction:
@@ -154,6 +199,8 @@ class AppendTransaction:
         self.c.execute(dialect.lock_clock.format(clock=names.clock))
         self.last_us: int = self._rows()[0][0]
         self._versions: dict[str, int] = {}
+        self._explicit = False  # the store holds an explicitly given id (once known true, it stays so)
+        self._prefixes: set[int] = set()  # index keys of the ids appended, written at the end (flush_prefixes)
 
     def _rows(self) -> list[tuple]:
         return [tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in self.c.fetchall()]
@@ -179,6 +226,26 @@ class AppendTransaction:
                                event_ids)
         return {bytes(eid): (pid, ver, bytes(dig)) for eid, pid, ver, dig in rows}
 
+    def has_explicit_ids(self) -> bool:
+        """Whether an explicitly given event id is stored (or written by this transaction)."""
+        if not self._explicit:
+            self.c.execute(f"SELECT EXISTS (SELECT 1 FROM {self.n.ids})")
+            self._explicit = bool(self._rows()[0][0])
+        return self._explicit
+
+    def known_prefixes(self, event_ids: Sequence[bytes]) -> list[bytes]:
+        """The ids whose first 8 bytes begin a stored event's id (that event may or may not be theirs), this
+        transaction's included."""
+        keys = {prefix_key(e): e for e in event_ids}
+        rows = self._select_in(f"SELECT k FROM {self.n.prefixes}", "k", list(keys))
+        return [keys[k] for (k,) in rows] + [e for k, e in keys.items() if k in self._prefixes]
+
+    def flush_prefixes(self) -> None:
+        """Write the index keys of the ids this transaction appended (kept until its end, then written in
+        order; called before it commits)."""
+        _insert_prefixes(self.c, self.d, self.n.prefixes, self._prefixes)
+        self._prefixes = set()
+
     def stream_ids(self, patient_ids: Sequence[str]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) of every event of these streams."""
         found: dict[bytes, tuple[str, int, bytes]] = {}
@@ -190,7 +257,8 @@ class AppendTransaction:
         return found
 
     def owner_of(self, event_id: str) -> str | None:
-        """The patient whose stream holds `event_id` (a scan: only to word an error)."""
+        """The patient whose stream holds `event_id` (a scan of the log: only for a rare case, or to word an
+        error)."""
         self.c.execute(self.d.sql(f"SELECT originator_id FROM {self.table} WHERE {self.d.contains} LIMIT 1"),
                        [f'"event_id":"{event_id}"'])
         rows = self._rows()
@@ -221,24 +289,26 @@ class AppendTransaction:
     def insert(
         self,
         rows: Sequence[tuple[str, int, str, bytes]],
-        ids: Sequence[tuple[bytes, str, int, bytes]],
+        ids: tuple[Sequence[tuple[bytes, str, int, bytes]], Sequence[bytes]],
         last_us: int,
         sources: Sequence[tuple[str, str, bytes, bytes]] = (),
     ) -> None:
-        """Insert stream rows (patient, version, type, state), the index rows of explicitly given ids and of
-        source records (source_record_id, patient, first event id, latest digest: a new digest replaces the
-        old); advance the clock.
+        """Insert stream rows (patient, version, type, state), the index rows of their ids (`ids`: the explicitly
+        given ones as event id, patient, version, digest; and every id), the index rows of source records
+        (source_record_id, patient, first event id, latest digest: a new digest replaces the old); advance
+        the clock.
 
         A concurrent writer that slipped past the lock (one not using this module) makes the primary
         key of (patient, version) or of event_id fail: the caller retries the whole transaction.
         """
-        self.c.executemany(
-            self.d.sql(
-                f"INSERT INTO {self.n.ids} (event_id, patient_id, version, digest) "
-                "VALUES (?, ?, ?, ?)"
-            ),
-            ids,
-        )
+        explicit, prefixes = ids
+        if explicit:
+            self.c.executemany(
+                self.d.sql(f"INSERT INTO {self.n.ids} (event_id, patient_id, version, digest) VALUES (?, ?, ?, ?)"),
+                explicit,
+            )
+            self._explicit = True
+        self._prefixes.update(prefix_keys(prefixes))
         if sources:
             self.c.executemany(
                 self.d.sql(
@@ -248,6 +318,22 @@ class AppendTransaction:
                 sources,
             )
         self._insert_rows(rows, last_us)
+
+    def audit(self, action: str, subject: str, detail: str, by: str, at_us: int) -> int:
+        """Record an entry of the audit trail, stamped by the clock (after every event recorded so far, and
+        at least `at_us`); returns its stamp. A later event is recorded after it."""
+        stamp = max(at_us, self.last_us + 1)
+        self.c.execute(self.d.sql(f"INSERT INTO {self.n.audit} (at_us, action, subject, detail, recorded_by) "
+                                  "VALUES (?, ?, ?, ?, ?)"), [stamp, action, subject, detail, by])
+        self.c.execute(self.d.sql(f"UPDATE {self.n.clock} SET last_us = ? WHERE id = 1"), [stamp])
+        self.last_us = stamp
+        return stamp
+
+    def audit_entries(self, action: str, subject: str) -> list[tuple]:
+        """(at_us, detail, recorded_by) of the audit entries of one action and subject."""
+        self.c.execute(self.d.sql(f"SELECT at_us, detail, recorded_by FROM {self.n.audit} WHERE action = ? "
+                                  "AND subject = ?"), [action, subject])
+        return self._rows()
 
     def _insert_rows(self, rows: Sequence[tuple[str, int, str, bytes]], last_us: int) -> None:
         self.c.executemany(
@@ -264,6 +350,16 @@ class AppendTransaction:
         self.last_us = last_us
 
 
+def _index_existing_events(c: Cursor, d: Dialect, n: Names) -> None:
+    """Index the ids of a store written before every id was indexed (once, in the transaction creating the
+    index)."""
+    c.execute(f"SELECT state FROM {n.events}")
+    prefixes = []
+    while batch := c.fetchmany(10_000):  # type: ignore[attr-defined]
+        prefixes.extend(split_state(bytes(state))[0] for (state,) in batch)
+    _insert_prefixes(c, d, n.prefixes, set(prefix_keys(prefixes)))
+
+
 class TimelineRecorderMixin:
     """Shared read side and transaction entry point of both recorders."""
 
@@ -275,31 +371,103 @@ class TimelineRecorderMixin:
         schema = getattr(self.datastore, "schema", "")  # type: ignore[attr-defined]
         q = (lambda t: f'"{schema}".{t}') if schema else (lambda t: t)
         return Names(q(self.events_table_name), q("timeline_explicit_ids"), q("timeline_clock"),
-                     q("timeline_source_records"))
+                     q("timeline_source_records"), q("timeline_meta"), q("timeline_audit"), q("timeline_event_ids"))
 
     def create_timeline_tables(self) -> None:
         # Look before writing: a write in an SQLite read transaction fails at once ("database is
         # locked") while another process appends, so an existing store is opened without any write.
-        if self._timeline_tables_exist():
+        missing = self._missing_tables()
+        if not missing:
             return
         with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
             for statement in _tables(self.dialect, self.names):
-                c.execute(statement)
+                cur.execute(statement, [str(uuid.uuid4())] if self.dialect.ph in statement else [])
+            if self.names.prefixes in missing:
+                _index_existing_events(cur, self.dialect, self.names)
 
-    def _timeline_tables_exist(self) -> bool:
+    def _missing_tables(self) -> set[str]:
+        """The timeline tables (or rows) this store does not hold yet (a new store, or one made by an earlier
+        version)."""
+        n = self.names
+        missing = set()
+        for table, probe in ((n.ids, f"SELECT count(*) FROM {n.ids} WHERE 1 = 0"),
+                             (n.sources, f"SELECT count(*) FROM {n.sources} WHERE 1 = 0"),
+                             (n.clock, f"SELECT last_us FROM {n.clock} WHERE id = 1"),
+                             (n.meta, f"SELECT value FROM {n.meta} WHERE name = 'store_id'"),
+                             (n.audit, f"SELECT count(*) FROM {n.audit} WHERE 1 = 0"),
+                             (n.prefixes, f"SELECT count(*) FROM {n.prefixes} WHERE 1 = 0")):
+            with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+                try:
+                    c.execute(probe)
+                    if not c.fetchall():
+                        missing.add(table)
+                except Exception:  # noqa: BLE001 - the table does not exist yet
+                    missing.add(table)
+        return missing
+
+    def store_id(self) -> str:
+        """The store's identity: a random id given when it was made (a copy keeps it; another store has
+        another)."""
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            try:
-                c.execute(f"SELECT count(*) FROM {self.names.ids} WHERE 1 = 0")
-                c.execute(f"SELECT count(*) FROM {self.names.sources} WHERE 1 = 0")
-                c.execute(f"SELECT last_us FROM {self.names.clock} WHERE id = 1")
-                return bool(c.fetchall())
-            except Exception:  # noqa: BLE001 - a table does not exist yet
-                return False
+            c.execute(f"SELECT value FROM {self.names.meta} WHERE name = 'store_id'")
+            row = c.fetchall()[0]
+            return row[0] if not isinstance(row, dict) else row["value"]
+
+    def id_prefixes(self) -> list[int]:
+        """Every key of the id index (the first 8 bytes of every stored id), for `timeline verify`."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            cur.execute(f"SELECT k FROM {self.names.prefixes}")
+            return [k for (k,) in cur.fetchall()]
+
+    def audit_trail(self) -> list[tuple[int, str, str, str, str]]:
+        """Every entry of the audit table: (at_us, action, subject, detail, recorded_by), in time order."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            cur.execute(f"SELECT at_us, action, subject, detail, recorded_by FROM {self.names.audit} ORDER BY at_us")
+            return [tuple(r) for r in cur.fetchall()]
+
+    def amended_patients(self) -> list[str]:
+        """The patients with a correction or retraction (a scan of the topics: no state is parsed)."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            cur.execute(f"SELECT DISTINCT originator_id FROM {self.names.events} "
+                        "WHERE topic IN ('event_corrected', 'event_retracted') ORDER BY 1")
+            return [r[0] for r in cur.fetchall()]
+
+    def position_at(self, at_us: int) -> int:
+        """The last log position recorded at or before a moment (recorded_at grows with the position)."""
+        from ..clock import us_to_datetime
+
+        stamp = us_to_datetime(at_us).strftime('"recorded_at":"%Y-%m-%dT%H:%M:%S.%fZ"')
+        d = self.dialect
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            # the stamp closes every state (`"recorded_at":"…Z"}`), in a fixed format: compare it as text
+            cur.execute(d.sql(f"SELECT max({d.position}) FROM {self.names.events} WHERE "
+                              f"substr({d.state_text}, length({d.state_text}) - 43, 43) <= ?"), [stamp])
+            return int(cur.fetchall()[0][0] or 0)
+
+    def quick_check(self) -> str | None:
+        """A cheap integrity check before writing (None: nothing found). PostgreSQL checks its own pages."""
+        return None
+
+    def event_id_at(self, position: int) -> str | None:
+        """The id of the event stored at a log position (None: no event there)."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            d = self.dialect
+            cur.execute(d.sql(f"SELECT state FROM {self.names.events} WHERE {d.position} = ?"), [position])
+            rows = cur.fetchall()
+        return str(uuid.UUID(bytes=split_state(bytes(rows[0][0]))[0])) if rows else None
 
     @contextlib.contextmanager
     def append_transaction(self) -> Iterator[AppendTransaction]:
         with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            yield AppendTransaction(self._plain_cursor(c), self.dialect, self.names)
+            tx = AppendTransaction(self._plain_cursor(c), self.dialect, self.names)
+            yield tx
+            tx.flush_prefixes()
 
     def _plain_cursor(self, c: Any) -> Cursor:
         return c
@@ -441,6 +609,22 @@ class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApp
 
     dialect = SQLITE
 
+    def quick_check(self) -> str | None:
+        """SQLite's `PRAGMA quick_check`: every page and b-tree of the file, without the slower matching of
+        indexes to rows (about 0.5 s for the 10,000-patient store, 460 MB, on a warm cache); its first
+        finding, if any. `integrity_check` (`timeline verify`) is the full check."""
+        return self.integrity_check("quick_check")
+
+    def integrity_check(self, pragma: str = "integrity_check", most: int = 20) -> str | None:
+        """The findings of an SQLite integrity pragma (None: ok)."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = c.sqlite_cursor
+            cur.execute(f"PRAGMA {pragma}({int(most)})")
+            found = [line for r in cur.fetchall() for line in r[0].splitlines() if not line.startswith("***")]
+        if found == ["ok"]:
+            return None
+        return found[0] + (f" (and {len(found) - 1} more finding(s))" if len(found) > 1 else "")
+
     def create_table(self) -> None:
         super().create_table()
         self.create_timeline_tables()
@@ -449,7 +633,8 @@ class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApp
         cursor = c.sqlite_cursor
         # A large page cache keeps the id index's random inserts in memory during bulk appends.
         cursor.execute("PRAGMA cache_size = -262144")  # KiB, i.e. 256 MiB, per writer connection
-        cursor.execute("PRAGMA temp_store = MEMORY")  # the batch savepoint's sub-journal
+        with contextlib.suppress(sqlite3.OperationalError):  # refused once this connection has used temp storage
+            cursor.execute("PRAGMA temp_store = MEMORY")  # the batch savepoint's sub-journal
         return cursor
 
 
