@@ -45,6 +45,9 @@ IMPORTED_STATUS = {"Observation": ("final", "amended", "corrected"), "Procedure"
                    "MedicationAdministration": ("completed", "in-progress", "stopped"),
                    "Encounter": ("finished", "in-progress", "arrived", "triaged", "onleave")}
 RELAPSE_STATUS = {"relapse", "recurrence"}
+# Events a FHIR resource does not give: corrections and retractions come from re-importing a changed or
+# entered-in-error resource, and a consent withdrawal is the data manager's act, recorded with `timeline ingest`.
+NOT_FROM_FHIR = ("event_corrected", "event_retracted", "consent_withdrawn")
 
 
 @dataclass(frozen=True)
@@ -521,6 +524,9 @@ def fhir_md() -> str:
            "- **Not mapped** (listed with its type, id and reason, and counted; `--strict` refuses the file): "
            "another resource type, a code not in the table, a status not imported, a unit not accepted, a "
            "resource lacking what its event requires.",
+           "- **Not from FHIR:** " + ", ".join(f"`{t}`" for t in NOT_FROM_FHIR) + ". Corrections and "
+           "retractions come from importing a changed or entered-in-error resource again; a consent withdrawal "
+           "is recorded by the data manager with `timeline ingest` (a FHIR Consent resource is not read).",
            f"- **Fields without a standard element** go to the extension `{EXT}<field>` (valueDecimal, "
            "valueInteger, valueBoolean, valueDate, valueCode or valueString; a list field: one extension per "
            "item). Local codes: the code system `" + CS + "<name>`, code = the event's value.",
