@@ -17,6 +17,7 @@ The store (and its projection file, built once) is kept under benchmarks/out/.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     assert all(r["unmapped"] == 0 for r in imported)
     ingest_rate = statistics.median(r["new"] / r["seconds"] for r in ingest)
     fhir_rate = statistics.median(r["new"] / r["seconds"] for r in imported)
-    print(f"cohort: {args.patients:,} patients; machine shared with other work")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"cohort: {args.patients:,} patients; {os.cpu_count()} cores, load average now {load} (1, 5, 15 min)")
     for fmt, runs in adtte.items():
         secs = [r["seconds"] for r in runs]
         print(f"ADTTE export ({fmt}):{' ' * (17 - len(fmt))}{statistics.median(secs):6.2f} s  (target <= 2 s; runs: "

@@ -16,6 +16,7 @@ The store and its projection file are made by benchmarks/projections.py (run it 
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import sys
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             rows = view.sql("SELECT patient_id, hsct_on FROM patients WHERE hsct_on IS NOT NULL ORDER BY patient_id")
         rng = random.Random(args.seed)
         picked = rng.sample(list(zip(rows["patient_id"], rows["hsct_on"])), min(sample, rows.height))
-        print(f"{rows.height:,} transplanted patients; {len(picked)} sampled; machine shared with other work")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"{rows.height:,} transplanted patients; {len(picked)} sampled; {os.cpu_count()} cores, load average "
+              f"now {load} (1, 5, 15 min)")
         results: dict[str, list[float]] = {k: [] for k in ("patient page", "patient page, as-of change",
                                                            "cohort page (computed)", "cohort page (cached)",
                                                            "reference: one-patient as-of view alone")}

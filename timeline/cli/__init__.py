@@ -47,9 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..output import safe_terminal
+    from ..private import owner_only
 
     given = list(sys.argv[1:] if argv is None else argv)
-    with safe_terminal(raw="--raw" in given):  # control characters never reach the terminal unescaped
+    # control characters never reach the terminal unescaped; every file written is its owner's only
+    with safe_terminal(raw="--raw" in given), owner_only():
         return _run(given)
 
 

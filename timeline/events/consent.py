@@ -3,8 +3,8 @@
 From the moment a `consent_withdrawn` is recorded, the patient is left out of every projection, and so of
 every estimate, report and export made from them (the loader's visibility rule, `timeline.projections.
 loader`); read as known at a moment before it, the patient is still there, so a past data lock reproduces.
-The events stay in the log (nothing is ever deleted); with encryption on, `timeline forget` makes them
-unreadable for good.
+The events stay in the log (nothing is ever deleted). Making them unreadable for good (crypto-shredding a
+per-patient key) needs encryption at rest, which has not landed.
 """
 
 from __future__ import annotations

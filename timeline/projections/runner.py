@@ -34,6 +34,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..private import FILE_MODE, private_file, private_folder
 from ..settings import PROJECTIONS_ENV, PROJECTIONS_FILE, server_projections_folder
 from ..store.eventstore import EventStore
 from ..store.facts import AMENDMENTS
@@ -183,8 +184,9 @@ class Projector:
     # -- the writer's lock and files -------------------------------------------------------------------
     @contextlib.contextmanager
     def _writer_lock(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+        private_folder(self.path.parent)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(os.open(lock_path, os.O_WRONLY | os.O_CREAT, FILE_MODE), "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -279,6 +281,7 @@ class Projector:
                 if Path(f"{self.path}.wal").exists():  # committed work of a crashed writer, not yet checkpointed
                     shutil.copyfile(f"{self.path}.wal", f"{scratch}.wal")
             con = duckdb.connect(str(scratch), config={"preserve_insertion_order": False})
+            private_file(scratch)  # published under the file's name: owner only, whatever the umask
             report = self._transaction(con, work)
             self._publish(scratch)
             return report

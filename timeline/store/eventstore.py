@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from ..clock import us_to_datetime
 from ..events.problems import Problem, RejectedError
+from ..private import private_file, private_folder
 from ..settings import SQLITE_FILE, store_location
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
 from .upcasting import upcast
@@ -338,8 +339,12 @@ class EventStore:
         if not create and not (folder / SQLITE_FILE).is_file():
             raise NoStoreError(f"{folder} holds no event store (no {SQLITE_FILE}); check --store, or ingest into "
                                "it first: `timeline ingest` creates a new store")
-        folder.mkdir(parents=True, exist_ok=True)
-        return cls(sqlite_recorder(str(folder / SQLITE_FILE)), loc, folder)
+        new = not (folder / SQLITE_FILE).exists()
+        private_folder(folder)
+        store = cls(sqlite_recorder(str(folder / SQLITE_FILE)), loc, folder)
+        if new:  # SQLite gives its -wal and -shm files the database file's permissions
+            private_file(folder / SQLITE_FILE)
+        return store
 
     def close(self) -> None:
         self.recorder.datastore.close()  # type: ignore[attr-defined]

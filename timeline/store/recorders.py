@@ -14,8 +14,8 @@ its `recorded_at`). Beside it, in the same database and the same transaction:
   (`_index_existing_events`);
 - `timeline_meta`: name -> value: the store's identity (`store_id`, random, given when it is made), which
   the projection file records to know which store it was built from;
-- `timeline_audit`: what the audit trail records besides the amendment events: data locks, forgotten
-  patients, key changes (time stamped by the clock, who, what); the tool only ever inserts into it;
+- `timeline_audit`: what the audit trail records besides the amendment events: data locks (time stamped by
+  the clock, who, what; room for other kinds of entry); the tool only ever inserts into it;
 - `timeline_clock`: one row holding the last `recorded_at` (µs since the epoch). Every append
   transaction starts by locking this row, which serialises writers, so `recorded_at` is strictly
   increasing in commit order and no two writers can claim the same stream version.
