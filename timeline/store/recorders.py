@@ -174,14 +174,20 @@ def prefix_keys(event_ids: Sequence[bytes]) -> tuple[int, ...]:
     return struct.unpack(">" + "q8x" * len(event_ids), b"".join(event_ids))
 
 
-def _insert_prefixes(c: Cursor, d: Dialect, table: str, keys: Iterable[int]) -> None:
+PREFIX_CHUNK = 500_000  # index keys written by one statement
+
+
+def _insert_prefixes(c: Cursor, d: Dialect, table: str, keys: Sequence[int]) -> None:
     """Add index keys (ids' first 8 bytes), in order, one statement per chunk (the database unpacks the list:
     no bound row per id). In order, a bulk load appends to the index's b-tree instead of inserting at random
-    places (which tripled the ingest time of 1.5M events)."""
-    keys = sorted(keys)
-    for i in range(0, len(keys), 100_000):
+    places (which tripled the ingest time of 1.5M events). Sorted by polars: 1.5M keys in 0.1 s, where
+    Python's `sorted` took 1.0 s and the database's ORDER BY 1.2 s."""
+    import polars as pl
+
+    ordered = pl.Series("k", keys, dtype=pl.Int64).unique().sort().to_list()
+    for i in range(0, len(ordered), PREFIX_CHUNK):
         c.execute(d.sql(f"INSERT INTO {table} (k) {d.int_list} ON CONFLICT (k) DO NOTHING"),
-                  [d.pack_ints(keys[i:i + 100_000])])
+                  [d.pack_ints(ordered[i:i + PREFIX_CHUNK])])
 
 
 class AppendTransaction:
@@ -200,7 +206,8 @@ class AppendTransaction:
         self.last_us: int = self._rows()[0][0]
         self._versions: dict[str, int] = {}
         self._explicit = False  # the store holds an explicitly given id (once known true, it stays so)
-        self._prefixes: set[int] = set()  # index keys of the ids appended, written at the end (flush_prefixes)
+        self._prefixes: list[int] = []  # index keys of the ids appended, written at the end (flush_prefixes)
+        self._pending: set[int] | None = None  # the same as a set, made when first looked up (explicit ids)
 
     def _rows(self) -> list[tuple]:
         return [tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in self.c.fetchall()]
@@ -238,13 +245,15 @@ class AppendTransaction:
         transaction's included."""
         keys = {prefix_key(e): e for e in event_ids}
         rows = self._select_in(f"SELECT k FROM {self.n.prefixes}", "k", list(keys))
-        return [keys[k] for (k,) in rows] + [e for k, e in keys.items() if k in self._prefixes]
+        if self._pending is None:
+            self._pending = set(self._prefixes)
+        return [keys[k] for (k,) in rows] + [e for k, e in keys.items() if k in self._pending]
 
     def flush_prefixes(self) -> None:
         """Write the index keys of the ids this transaction appended (kept until its end, then written in
         order; called before it commits)."""
         _insert_prefixes(self.c, self.d, self.n.prefixes, self._prefixes)
-        self._prefixes = set()
+        self._prefixes, self._pending = [], None
 
     def stream_ids(self, patient_ids: Sequence[str]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) of every event of these streams."""
@@ -308,7 +317,10 @@ class AppendTransaction:
                 explicit,
             )
             self._explicit = True
-        self._prefixes.update(prefix_keys(prefixes))
+        keys = prefix_keys(prefixes)
+        self._prefixes.extend(keys)
+        if self._pending is not None:
+            self._pending.update(keys)
         if sources:
             self.c.executemany(
                 self.d.sql(
@@ -357,7 +369,7 @@ def _index_existing_events(c: Cursor, d: Dialect, n: Names) -> None:
     prefixes = []
     while batch := c.fetchmany(10_000):  # type: ignore[attr-defined]
         prefixes.extend(split_state(bytes(state))[0] for (state,) in batch)
-    _insert_prefixes(c, d, n.prefixes, set(prefix_keys(prefixes)))
+    _insert_prefixes(c, d, n.prefixes, prefix_keys(prefixes))
 
 
 class TimelineRecorderMixin:
