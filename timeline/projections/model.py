@@ -46,6 +46,10 @@ class Column:
 
 #: the column every table is keyed by first (rules are per patient)
 PATIENT_ID = Column("patient_id", "VARCHAR", "pseudonymous patient id", not_null=True)
+#: the post-transplant day of a row's date (day 0 = the index transplant's first infusion), declared once
+DAY = Column("day", "INTEGER", "post-transplant day (NULL without a transplant)")
+#: the id of the event a row comes from, declared once
+EVENT_ID = Column("event_id", "VARCHAR", "the id of the event the row comes from", not_null=True)
 
 
 @dataclass(frozen=True)

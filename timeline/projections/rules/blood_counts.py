@@ -7,7 +7,7 @@ product. Engraftment reads its counts and platelet transfusions from here.
 
 from __future__ import annotations
 
-from ..model import PATIENT_ID, Column, Model
+from ..model import DAY, PATIENT_ID, Column, Model
 from ..checks import Check
 
 BLOOD_COUNTS = Model(
@@ -17,7 +17,7 @@ BLOOD_COUNTS = Model(
     columns=(
         PATIENT_ID,
         Column("occurred_on", "DATE", "sample (or transfusion) date", not_null=True),
-        Column("day", "INTEGER", "post-transplant day"),
+        DAY,
         Column("anc_e9_per_l", "DOUBLE", "lowest absolute neutrophil count of the day, ×10⁹/L"),
         Column("platelets_e9_per_l", "DOUBLE", "lowest platelet count of the day, ×10⁹/L"),
         Column("wbc_e9_per_l", "DOUBLE", "lowest white cell count of the day, ×10⁹/L"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import PATIENT_ID, Column, Model
+from ..model import DAY, EVENT_ID, PATIENT_ID, Column, Model
 from ..parameters import check_bool, check_number, parameter
 from ..references import cite
 
@@ -56,13 +56,13 @@ CHIMERISM = Model(
     columns=(
         PATIENT_ID,
         Column("occurred_on", "DATE", "sample date", not_null=True),
-        Column("day", "INTEGER", "post-transplant day of the sample"),
+        DAY,
         Column("compartment", "VARCHAR", "whole_blood, bone_marrow, t_cell, myeloid or b_cell", not_null=True),
         Column("donor_percent", "DOUBLE", "% donor cells", not_null=True),
         Column("category", "VARCHAR", "full_donor, mixed or low_donor (parameters above)", not_null=True,
                values=CATEGORIES),
         Column("method", "VARCHAR", "str, qpcr, ngs or fish (when given)"),
-        Column("event_id", "VARCHAR", "the test's event id", not_null=True),
+        EVENT_ID,
     ),
     sql="""
 SELECT patient_id, occurred_on, day,

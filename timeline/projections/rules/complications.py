@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import PATIENT_ID, Column, Model
+from ..model import DAY, EVENT_ID, PATIENT_ID, Column, Model
 from ..parameters import check_int, check_number, parameter
 from ..references import cite
 
@@ -83,13 +83,13 @@ VIRAL_LOADS = Model(
     columns=(
         PATIENT_ID,
         Column("occurred_on", "DATE", "sample date", not_null=True),
-        Column("day", "INTEGER", "post-transplant day (NULL without a transplant)"),
+        DAY,
         Column("virus", "VARCHAR", "the virus, as recorded (cmv, ebv, adv, bkv, hhv6, …)", not_null=True),
         Column("iu_per_ml", "DOUBLE", "the load, IU/mL (NULL when below detection)"),
         Column("below_detection", "BOOLEAN", "no detectable virus", not_null=True),
         Column("load_iu_per_ml", "DOUBLE", "the load the rule compares: below detection counts as 0"),
         Column("at_or_above_threshold", "BOOLEAN", "load_iu_per_ml >= viral_reactivation_iu_per_ml"),
-        Column("event_id", "VARCHAR", "the test's event id", not_null=True),
+        EVENT_ID,
     ),
     sql="""
 SELECT patient_id, occurred_on, day, virus, iu_per_ml, below_detection,

@@ -9,7 +9,7 @@ Each `gvhd_diagnosed` on or after day 0 belongs to the first `gvhd_resolved` of 
 
 from __future__ import annotations
 
-from ..model import PATIENT_ID, Column, Model
+from ..model import DAY, EVENT_ID, PATIENT_ID, Column, Model
 
 GVHD_EPISODES = Model(
     name="gvhd_episodes",
@@ -56,7 +56,7 @@ GVHD_COURSE = Model(
     columns=(
         PATIENT_ID,
         Column("occurred_on", "DATE", "date", not_null=True),
-        Column("day", "INTEGER", "post-transplant day (NULL without a transplant)"),
+        DAY,
         Column("type", "VARCHAR", "gvhd_diagnosed, gvhd_treatment_started, gvhd_response or gvhd_resolved",
                not_null=True, values=("gvhd_diagnosed", "gvhd_treatment_started", "gvhd_response", "gvhd_resolved")),
         Column("kind", "VARCHAR", "acute or chronic"),
@@ -66,7 +66,7 @@ GVHD_COURSE = Model(
         Column("steroid_mg_per_kg_day", "DOUBLE", "steroid dose of a treatment start"),
         Column("line", "INTEGER", "treatment line"),
         Column("agents", "VARCHAR", "agents of a treatment start, joined with ', '"),
-        Column("event_id", "VARCHAR", "the event's id", not_null=True),
+        EVENT_ID,
     ),
     sql="""
 SELECT patient_id, occurred_on, day, type, payload->>'kind' AS kind, TRY_CAST(payload->>'grade' AS INTEGER) AS grade,

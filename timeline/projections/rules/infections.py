@@ -6,7 +6,7 @@ gastrointestinal. The `complications` rows of infections read from here.
 
 from __future__ import annotations
 
-from ..model import PATIENT_ID, Column, Model
+from ..model import DAY, EVENT_ID, PATIENT_ID, Column, Model
 
 INFECTIONS = Model(
     name="infections",
@@ -15,13 +15,13 @@ INFECTIONS = Model(
     columns=(
         PATIENT_ID,
         Column("onset_on", "DATE", "date of the infection", not_null=True),
-        Column("day", "INTEGER", "post-transplant day"),
+        DAY,
         Column("category", "VARCHAR", "bacterial, viral, fungal or parasitic", not_null=True,
                values=("bacterial", "viral", "fungal", "parasitic")),
         Column("organism", "VARCHAR", "the organism, as recorded"),
         Column("site", "VARCHAR", "bloodstream, gastrointestinal, respiratory, urinary, skin, cns or other"),
         Column("c_difficile_enterocolitis", "BOOLEAN", "C. difficile at a gastrointestinal site", not_null=True),
-        Column("event_id", "VARCHAR", "the infection's event id", not_null=True),
+        EVENT_ID,
     ),
     sql="""
 SELECT patient_id, occurred_on AS onset_on, day, payload->>'category' AS category,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import Check
-from ..model import PATIENT_ID, Column, Model
+from ..model import DAY, EVENT_ID, PATIENT_ID, Column, Model
 from ..parameters import check_choice, check_number, parameter
 from ..references import cite
 
@@ -69,14 +69,14 @@ MRD_TESTS = Model(
     columns=(
         PATIENT_ID,
         Column("occurred_on", "DATE", "sample date", not_null=True),
-        Column("day", "INTEGER", "post-transplant day (NULL without a transplant)"),
+        DAY,
         Column("method", "VARCHAR", "flow, pcr or ngs", values=("flow", "pcr", "ngs")),
         Column("specimen", "VARCHAR", "bone_marrow or peripheral_blood", values=("bone_marrow", "peripheral_blood")),
         Column("result_percent", "DOUBLE", "the quantified MRD level, % (NULL when below detection)"),
         Column("below_detection", "BOOLEAN", "no detectable MRD", not_null=True),
         Column("sensitivity_percent", "DOUBLE", "the assay's sensitivity, %"),
         Column("negative", "BOOLEAN", "MRD-negative by the MRD rule", not_null=True),
-        Column("event_id", "VARCHAR", "the test's event id", not_null=True),
+        EVENT_ID,
     ),
     sql=f"""
 SELECT patient_id, occurred_on, day, payload->>'method' AS method, payload->>'specimen' AS specimen,
