@@ -75,16 +75,16 @@ class _Postgres:
 
 
 class TestSQLiteApplicationRecorder(_SQLiteFile, ApplicationRecorderTestCase):
-    pass
+    """The library's application recorder test cases, against the SQLite recorder."""
 
 
 class TestSQLiteNonInterleaving(_SQLiteFile, NonInterleavingNotificationIDsBaseCase):
-    pass
+    """The library's non-interleaving notification ids case, against the SQLite recorder."""
 
 
 class TestPostgresApplicationRecorder(_Postgres, ApplicationRecorderTestCase):
-    pass
+    """The library's application recorder test cases, against the PostgreSQL recorder."""
 
 
 class TestPostgresNonInterleaving(_Postgres, NonInterleavingNotificationIDsBaseCase):
-    pass
+    """The library's non-interleaving notification ids case, against the PostgreSQL recorder."""
