@@ -405,6 +405,14 @@ def test_verify_passes_on_a_sound_store_and_finds_a_changed_projection_table(see
     assert r.returncode == 1 and "FAIL projection tables: differ from a fresh build: engraftment (" in r.stdout
 
 
+def test_verify_reads_a_data_folder_whose_path_has_a_quote(tmp_path):
+    store = tmp_path / "o'brien data"
+    _seed(store, "JH-01.jsonl")
+    assert run(store, "project").returncode == 0
+    r = run(store, "verify")
+    assert r.returncode == 0 and "ok   projection tables" in r.stdout, r.stdout + r.stderr
+
+
 def test_an_unreachable_postgresql_is_one_line():
     r = run("postgresql://nobody@127.0.0.1:1/none", "history", "P1")
     assert r.returncode == 1 and r.stderr.count("\n") == 1

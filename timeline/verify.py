@@ -81,7 +81,7 @@ def store_findings(tl) -> Iterator[Finding]:
 
 def _same_tables(built: duckdb.DuckDBPyConnection, path: str) -> list[str]:
     """The projection tables whose rows differ between `built` (in memory) and the file at `path`."""
-    built.execute("ATTACH '{}' AS f (READ_ONLY)".format(path.replace("'", "''")))
+    built.execute("ATTACH ? AS f (READ_ONLY)", [path])  # the path bound, never pasted into the statement
     differ = []
     for name in graph.models():
         t = quote_ident(name)

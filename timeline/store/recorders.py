@@ -607,6 +607,8 @@ class _SQLiteBulkReader:
             # one statement: one read transaction, a consistent snapshot whatever appends meanwhile
             where = f"rowid > {int(after)} AND rowid <= {int(upto)}"
             if patients is not None:  # their streams, through the (originator_id, version) index
+                # one JSON text, quoted as an SQL string (binding it through this ADBC driver's statement
+                # crashed the process with adbc-driver-manager 1.13); positions are integers
                 listed = json.dumps(list(patients)).replace("'", "''")
                 where += f" AND originator_id IN (SELECT value FROM json_each('{listed}'))"
             statement.set_sql_query(
