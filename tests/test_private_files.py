@@ -43,6 +43,15 @@ def test_every_file_the_commands_write_is_the_owners_only(tmp_path):
     assert _open_to_others(store, report, export, query) == []
 
 
+def test_the_demo_writes_its_store_report_and_screenshots_for_the_owner_only(tmp_path):
+    store, report = tmp_path / "data", tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "timeline.demo", "--store", str(store), "--out", str(report)],
+                       capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(0o022))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    assert any((report / "screens").glob("*.png"))
+    assert _open_to_others(store, report) == []
+
+
 def test_the_library_makes_a_new_data_folder_and_store_owner_only_and_keeps_the_callers_umask(tmp_path):
     old = os.umask(0o022)
     try:

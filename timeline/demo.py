@@ -106,7 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="seed cohort folder")
     parser.add_argument("--no-screens", action="store_true", help="skip the screenshots of the web view")
     args = parser.parse_args(argv)
+    from .private import owner_only
 
+    with owner_only():  # the store, the report and the screenshots are the owner's only, as with `timeline`
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from .app import Timeline
     from .clock import as_date
     from .events.problems import RejectedError
