@@ -36,6 +36,7 @@ bench: install
 	$(PY) benchmarks/projections.py
 	$(PY) benchmarks/web.py
 	$(PY) benchmarks/exchange.py
+	$(PY) benchmarks/encryption.py
 
 clean:
 	rm -rf $(VENV) timeline-data .pytest_cache .hypothesis

@@ -47,6 +47,15 @@ class VisibleEvent:
         return str(self.event.event_id)
 
 
+#: Why an encrypted store has no projection file. DuckDB encrypts a database file (AES-GCM) only with its
+#: OpenSSL-backed httpfs extension loaded, which DuckDB downloads from its own extension repository (with
+#: DuckDB's built-in crypto module it refuses, or writes files it calls "NOT securely encrypted"); a file of
+#: derived patient data written in the clear would undo the store's encryption. So each process builds the
+#: tables in memory, from the sealed store, and they never touch the disk (not even a spill file).
+IN_MEMORY = ("the store is encrypted: its projections are built in memory by each command and never written to disk "
+             "(no projection file)")
+
+
 class Timeline:
     """The engine over one event store.
 
@@ -196,7 +205,22 @@ class Timeline:
                 on_rows: Callable[[int], None] | None = None,
                 on_table: Callable[[str, int, int], None] | None = None) -> RunReport:
         """Catch the projection file up with the store (or rebuild it): the only writer of the file.
-        `on_rows(n)` and `on_table(name, i, n)` report progress."""
+        `on_rows(n)` and `on_table(name, i, n)` report progress.
+
+        An encrypted store's projections are never written to disk (see `IN_MEMORY`): the tables are built in
+        memory, checked, and let go; the report says so."""
+        if self.store.encrypted:
+            from .projections.parameters import resolve
+            from .projections.runner import RunReport
+
+            con = self._fresh(None, None, resolve(params), on_table=on_table)
+            try:
+                read, patients = con.execute("SELECT count(*), count(DISTINCT patient_id) FROM log").fetchall()[0]
+            finally:
+                con.close()
+            if on_rows is not None:
+                on_rows(read)
+            return RunReport("in memory", read, patients, self.store.max_position(), note=IN_MEMORY)
         return self.projector(params).run(rebuild=rebuild, on_rows=on_rows, on_table=on_table)
 
     def as_of(self, date: date | str | None = None, known_at: datetime | str | None = None,
@@ -223,9 +247,10 @@ class Timeline:
             done = replay(self.store, list(patients), d, k, resolved, pool=self.replays)
             return view_of(done.con, f"patients {', '.join(patients)} replayed from the store", on_close=done.release,
                            prepare=done.prepare, memory_limit=memory_limit)
-        if fresh:
-            return view_of(self._fresh(d, k, resolved), "projections built in memory from the store",
-                           memory_limit=memory_limit)
+        if fresh or self.store.encrypted:
+            what = "an encrypted store's projections, built in memory" if self.store.encrypted and not fresh \
+                else "projections built in memory from the store"
+            return view_of(self._fresh(d, k, resolved), what, memory_limit=memory_limit)
         from .queries.views import open_file
 
         from .projections.runner import history_mismatch
@@ -243,20 +268,22 @@ class Timeline:
                                   "(or use --fresh)")
         return view
 
-    def _fresh(self, as_of: date | None, known_at: datetime | None, params: Params | None):
+    def _fresh(self, as_of: date | None, known_at: datetime | None, params: Params | None,
+               on_table: Callable[[str, int, int], None] | None = None):
         import duckdb
 
         from .projections.build import build
         from .projections.loader import create_log, insert_log, load_visible
         from .projections.parameters import resolve
 
-        con = duckdb.connect()
+        # an encrypted store's tables never spill to a temporary file: past the memory limit, a query fails
+        con = duckdb.connect(config={"temp_directory": ""} if self.store.encrypted else {})
         try:
             create_log(con)
             with self.store.recorder.read_arrow(0, self.store.max_position()) as reader:
                 insert_log(con, reader)
             load_visible(con, as_of=as_of, known_at=known_at)
-            build(con, params if params is not None else resolve())
+            build(con, params if params is not None else resolve(), on_table=on_table)
         except BaseException:
             con.close()
             raise

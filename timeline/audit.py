@@ -1,10 +1,10 @@
 """The audit trail: every correction and retraction (who, when, why, what it replaced, the values before and
-after) and every data lock, in time order.
+after), every data lock, forgotten patient and master key change, in time order.
 
 It is computed from what the store holds and nothing else: the amendment events of the log (folded by the
 one `Ledger`, in commit order, so "before" is the version in force when the amendment was recorded) and the
-store's audit table (data locks, only ever inserted; it is where forgotten patients and key changes will go
-when encryption at rest lands). Nothing in the tool edits either,
+store's audit table (data locks, forgotten patients under their pseudonym, key changes: only ever inserted,
+see `timeline.erasure`). Nothing in the tool edits either,
 so the trail is computer-generated and time-stamped, as 21 CFR Part 11 and GCP ask.
 """
 

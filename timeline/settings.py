@@ -13,6 +13,10 @@ STORE_ENV = "TIMELINE_STORE"
 PROJECTIONS_ENV = "TIMELINE_PROJECTIONS"
 PROJECTIONS_FILE = "projections.duckdb"
 SQLITE_FILE = "events.sqlite"
+#: The master key of an encrypted store (base64 of 32 bytes, made by `timeline key new`).
+CIPHER_KEY_ENV = "TIMELINE_CIPHER_KEY"
+#: A file holding that key (outside the data folder); `--key-file` sets it for one command.
+KEY_FILE_ENV = "TIMELINE_KEY_FILE"
 
 
 def store_location(given: str | os.PathLike[str] | None = None) -> str:

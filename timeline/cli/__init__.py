@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from ..settings import DEFAULT_DATA_FOLDER, STORE_ENV
-from . import analysis, errors, exchange, records, serve, trail
+from . import analysis, errors, exchange, keys, records, serve, trail
 
 log = logging.getLogger("timeline")
 
@@ -28,6 +28,7 @@ STORE_HELP = f"data folder, postgresql:// URL or 'memory' (default ${STORE_ENV} 
 def _store_arg(p: argparse.ArgumentParser) -> None:
     """`--store` after the command too; SUPPRESS keeps a sub-command from erasing the global value."""
     p.add_argument("--store", default=argparse.SUPPRESS, help=STORE_HELP)
+    p.add_argument("--key-file", default=argparse.SUPPRESS, help=keys.KEY_FILE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="timeline", description="Event-sourced patient timelines for HSCT outcomes research.",
         epilog="Exit status: 0 done, 1 bad input or refused statement, 2 usage.")
     parser.add_argument("--store", default=None, help=STORE_HELP)
+    parser.add_argument("--key-file", default=None, help=keys.KEY_FILE_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details (never event contents)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     records.register(sub, _store_arg)
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub, _store_arg)
     exchange.register(sub, _store_arg)
     trail.register(sub, _store_arg)
+    keys.register(sub, _store_arg)
     return parser
 
 
@@ -61,7 +64,8 @@ def _run(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        with keys.key_file(args):
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` and the like: nothing more to say, anywhere
         getattr(sys.stderr, "stream", sys.stderr).close()
         return errors.DONE

@@ -90,14 +90,14 @@ def cmd_project(args: argparse.Namespace) -> int:
     from ..progress import Progress
 
     with Timeline.open(args.store, create=False) as tl:
-        projector = tl.projector(_params(args))
+        where = "memory only" if tl.store.encrypted else tl.projector().path
         with Progress("project", total=tl.store.max_position(), unit="stored events read") as bar:
-            report = projector.run(rebuild=args.rebuild, on_rows=bar.update,
-                                   on_table=lambda name, i, n: bar.status(f"computing table {i}/{n}: {name}"))
+            report = tl.project(rebuild=args.rebuild, params=_params(args), on_rows=bar.update,
+                                on_table=lambda name, i, n: bar.status(f"computing table {i}/{n}: {name}"))
         if report.note:
             print(f"timeline project: note: {report.note}", file=sys.stderr)
         print(f"{report.mode}: {report.rows_read} stored events read, {report.patients} patients recomputed, "
-              f"position {report.position} -> {projector.path}")
+              f"position {report.position} -> {where}")
     return DONE
 
 

@@ -80,8 +80,10 @@ def register(sub: Any, store_arg) -> None:
     store_arg(p)
     p.set_defaults(func=cmd_lock)
 
-    p = sub.add_parser("audit", help="the audit trail: every correction, retraction and data lock", description="List the audit trail, in time order: every correction and retraction "
-                       "(who, when, why, what it replaced, the values before and after) and every data lock. "
+    p = sub.add_parser("audit", help="the audit trail: every correction, retraction, data lock, forgotten patient and "
+                       "key change", description="List the audit trail, in time order: every correction and retraction "
+                       "(who, when, why, what it replaced, the values before and after), every data lock, and in an "
+                       "encrypted store every forgotten patient (under a pseudonym) and master key change. "
                        "Computed from the store; nothing in the tool edits it.")
     p.add_argument("--lock", metavar="NAME", help="the trail as it stood at the data lock NAME")
     p.add_argument("--since", metavar="TIMESTAMP", type=moment, help="only entries recorded after this moment")

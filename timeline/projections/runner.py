@@ -221,7 +221,11 @@ class Projector:
     # -- running ---------------------------------------------------------------------------------------
     def run(self, rebuild: bool = False, on_rows: Callable[[int], None] | None = None,
             on_table: Callable[[str, int, int], None] | None = None) -> RunReport:
-        """Catch up (or rebuild), atomically."""
+        """Catch up (or rebuild), atomically. An encrypted store's projections are never written to a file
+        (`timeline.app.IN_MEMORY`): refused."""
+        if self.store.encrypted:
+            raise PermissionError(f"{self.path}: not written, since the event store is encrypted (its projections are "
+                                  "built in memory by each command)")
         self._on_table = on_table
         with self._writer_lock():
             self._clear_scratch()

@@ -330,9 +330,9 @@ class EventStore:
         loc = store_location(location)
         if loc == "memory":
             name = f"file:timeline-{uuid.uuid4().hex}?mode=memory&cache=shared"
-            return cls(sqlite_recorder(name), loc, None)
+            return cls(sqlite_recorder(name), loc, None).protected()
         if loc.startswith(("postgresql://", "postgres://")):
-            return cls(_postgres(loc), loc, None)
+            return cls(_postgres(loc), loc, None).protected()
         folder = Path(loc)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"store location {loc!r} is a file; give a data folder (or postgresql://…, memory)")
@@ -344,7 +344,40 @@ class EventStore:
         store = cls(sqlite_recorder(str(folder / SQLITE_FILE)), loc, folder)
         if new:  # SQLite gives its -wal and -shm files the database file's permissions
             private_file(folder / SQLITE_FILE)
-        return store
+        return store.protected()
+
+    def protected(self) -> EventStore:
+        """Take the master key, if the store is encrypted (or new, and a key is given: then it is made
+        encrypted); a missing or wrong key, or a key given for a store that holds plain events, is one line
+        (`KeyProblem`) and nothing is read. See `encryption.py`."""
+        from .encryption import KeyProblem, KeyRing, master_key
+        from .faults import describe
+
+        try:
+            key = master_key(self.data_dir)
+            check = self.recorder.meta("key_check")
+            where = describe(self.location)
+            if check is None and key is not None:
+                if self.max_position() > 0:
+                    raise KeyProblem(f"{where} holds events that are not encrypted, but a key was given "
+                                     "($TIMELINE_CIPHER_KEY or a key file): a store is encrypted from its first event; "
+                                     "ingest into a new data folder to encrypt (nothing was read or written)")
+                key_check, pseudonym_key = KeyRing.create(key)
+                self.recorder.set_meta_once({"key_check": key_check, "pseudonym_key": pseudonym_key})
+                check = self.recorder.meta("key_check")
+            if check is not None:
+                if key is None:
+                    raise KeyProblem(f"{where} is encrypted: give its key ($TIMELINE_CIPHER_KEY, or a key file with "
+                                     "--key-file or $TIMELINE_KEY_FILE); nothing was read")
+                self.recorder.ring = KeyRing.open(key, check, self.recorder.meta("pseudonym_key") or "", where)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def encrypted(self) -> bool:
+        return self.recorder.ring is not None
 
     def close(self) -> None:
         self.recorder.datastore.close()  # type: ignore[attr-defined]

@@ -16,6 +16,9 @@ its `recorded_at`). Beside it, in the same database and the same transaction:
   the projection file records to know which store it was built from;
 - `timeline_audit`: what the audit trail records besides the amendment events: data locks (time stamped by
   the clock, who, what; room for other kinds of entry); the tool only ever inserts into it;
+- `timeline_keys`: in an encrypted store, one row per patient stream: the patient's data key wrapped by the
+  master key, and the patient id sealed by that key (`encryption.py`); a forgotten patient's row keeps
+  neither;
 - `timeline_clock`: one row holding the last `recorded_at` (µs since the epoch). Every append
   transaction starts by locking this row, which serialises writers, so `recorded_at` is strictly
   increasing in commit order and no two writers can claim the same stream version.
@@ -42,6 +45,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from ..events.catalogue import content_id_bytes as content_digest
+from .encryption import KeyProblem, KeyRing
 
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
@@ -142,6 +146,7 @@ class Names:
     meta: str
     audit: str
     prefixes: str
+    keys: str
 
 
 def _tables(d: Dialect, n: Names) -> list[str]:
@@ -161,6 +166,8 @@ def _tables(d: Dialect, n: Names) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {n.audit} (at_us BIGINT PRIMARY KEY, action TEXT NOT NULL, subject TEXT NOT NULL, "
         "detail TEXT NOT NULL, recorded_by TEXT NOT NULL)",
         f"CREATE UNIQUE INDEX IF NOT EXISTS {n.audit.split('.')[-1]}_locks ON {n.audit} (subject) WHERE action = 'lock'",
+        f"CREATE TABLE IF NOT EXISTS {n.keys} (stream_id TEXT PRIMARY KEY, wrapped {d.blob}, identity {d.blob}, "
+        "forgotten_us BIGINT)",
     ]
 
 
@@ -197,11 +204,17 @@ class AppendTransaction:
     all-or-nothing). Methods take plain tuples so the caller controls batching.
     """
 
-    def __init__(self, cursor: Cursor, dialect: Dialect, names: Names):
+    def __init__(self, cursor: Cursor, dialect: Dialect, names: Names, ring: KeyRing | None = None):
         self.c = cursor
         self.d = dialect
         self.n = names
         self.table = names.events
+        # An encrypted store (`ring`): streams are named by pseudonyms and states sealed with each patient's key;
+        # the methods below take and return patient ids and plain states all the same.
+        self.ring = ring
+        self._sids: dict[str, str] = {}  # patient -> stream id
+        self._patients: dict[str, str] = {}  # stream id -> patient
+        self._ciphers: dict[str, Any] = {}  # stream id -> cipher, of the key rows stored (or written by this transaction)
         self.c.execute(dialect.lock_clock.format(clock=names.clock))
         self.last_us: int = self._rows()[0][0]
         self._versions: dict[str, int] = {}
@@ -211,6 +224,77 @@ class AppendTransaction:
 
     def _rows(self) -> list[tuple]:
         return [tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in self.c.fetchall()]
+
+    # -- pseudonyms and keys (an encrypted store) ----------------------------------------------------------
+    def _sid(self, patient_id: str) -> str:
+        """The stream id of a patient: the id itself, or its pseudonym in an encrypted store."""
+        if self.ring is None:
+            return patient_id
+        sid = self._sids.get(patient_id)
+        if sid is None:
+            sid = self._sids[patient_id] = self.ring.stream_id(patient_id)
+            self._patients[sid] = patient_id
+        return sid
+
+    def _pid(self, stream_id: str) -> str:
+        """The patient of a stream id (for a stream of another patient, its pseudonym: compared, never shown)."""
+        if self.ring is None:
+            return stream_id
+        return self._patients.get(stream_id) or self.ring.patient_of(stream_id)
+
+    def _hide(self, source_record_id: str) -> str:
+        return source_record_id if self.ring is None else self.ring.hidden(source_record_id)
+
+    def _open(self, stream_id: str, state: bytes) -> bytes | None:
+        if self.ring is None:
+            return state
+        cipher = self._ciphers.get(stream_id)
+        return cipher.decrypt(state) if cipher is not None else self.ring.unseal(stream_id, state)
+
+    def ensure_keys(self, patient_ids: Sequence[str]) -> None:
+        """Every one of these patients has a data key (read from the store, or made and stored by this
+        transaction); a forgotten patient is refused: their events can never be added again."""
+        if self.ring is None:
+            return
+        todo = [sid for sid in dict.fromkeys(map(self._sid, patient_ids)) if sid not in self._ciphers]
+        if not todo:
+            return
+        for sid, wrapped, identity in self._select_in(f"SELECT stream_id, wrapped, identity FROM {self.n.keys}",
+                                                      "stream_id", todo):
+            cipher = self.ring.learn(sid, None if wrapped is None else bytes(wrapped),
+                                     None if identity is None else bytes(identity))
+            if cipher is None:
+                raise KeyProblem(f"patient {self._pid(sid)} was forgotten (`timeline forget`): their events cannot "
+                                 "be recorded again; nothing was stored")
+            self._ciphers[sid] = cipher
+        new = [self.ring.new_patient(self._patients[sid]) for sid in todo if sid not in self._ciphers]
+        if new:
+            self.c.executemany(self.d.sql(f"INSERT INTO {self.n.keys} (stream_id, wrapped, identity) VALUES (?, ?, ?)"),
+                               [(k.stream_id, k.wrapped, k.identity) for k in new])
+            self._ciphers.update((k.stream_id, k.cipher) for k in new)
+
+    def rewrap(self, meta: dict[str, str], rewrap: Callable[[bytes], bytes]) -> int:
+        """Wrap every data key again (`rewrap`: old wrapped key -> new) and replace meta rows (a new master key's
+        check value and wrapped pseudonym key); returns how many keys."""
+        self.c.execute(f"SELECT stream_id, wrapped FROM {self.n.keys} WHERE wrapped IS NOT NULL")
+        rows = [(rewrap(bytes(w)), sid) for sid, w in self._rows()]
+        if rows:
+            self.c.executemany(self.d.sql(f"UPDATE {self.n.keys} SET wrapped = ? WHERE stream_id = ?"), rows)
+        self.c.executemany(self.d.sql(f"UPDATE {self.n.meta} SET value = ? WHERE name = ?"),
+                           [(v, k) for k, v in meta.items()])
+        return len(rows)
+
+    def forget(self, patient_id: str, at_us: int) -> bool:
+        """Destroy a patient's data key and sealed id (False: no such patient, or already forgotten)."""
+        sid = self._sid(patient_id)
+        self.c.execute(self.d.sql(f"UPDATE {self.n.keys} SET wrapped = NULL, identity = NULL, forgotten_us = ? "
+                                  "WHERE stream_id = ? AND wrapped IS NOT NULL"), [at_us, sid])
+        self.c.execute(self.d.sql(f"SELECT forgotten_us FROM {self.n.keys} WHERE stream_id = ?"), [sid])
+        done = self._rows() == [(at_us,)]
+        if done and self.ring is not None:
+            self.ring.forget(sid)
+            self._ciphers.pop(sid, None)
+        return done
 
     def _select_in(self, select: str, column: str, keys: Sequence[Any], then: str = "") -> list[tuple]:
         """`select` rows whose `column` is one of `keys` (`then`: a GROUP BY…), in chunks every driver takes."""
@@ -223,15 +307,16 @@ class AppendTransaction:
 
     def source_records(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes, bytes]]:
         """source_record_id -> (patient_id, event_id of the first record, digest of its latest content)."""
+        hidden = {self._hide(sid): sid for sid in ids}
         rows = self._select_in(f"SELECT source_record_id, patient_id, event_id, digest FROM {self.n.sources}",
-                               "source_record_id", ids)
-        return {sid: (pid, bytes(eid), bytes(dig)) for sid, pid, eid, dig in rows}
+                               "source_record_id", list(hidden))
+        return {hidden[sid]: (self._pid(pid), bytes(eid), bytes(dig)) for sid, pid, eid, dig in rows}
 
     def explicit_ids(self, event_ids: Sequence[bytes]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) for the explicitly given ids already stored."""
         rows = self._select_in(f"SELECT event_id, patient_id, version, digest FROM {self.n.ids}", "event_id",
                                event_ids)
-        return {bytes(eid): (pid, ver, bytes(dig)) for eid, pid, ver, dig in rows}
+        return {bytes(eid): (self._pid(pid), ver, bytes(dig)) for eid, pid, ver, dig in rows}
 
     def has_explicit_ids(self) -> bool:
         """Whether an explicitly given event id is stored (or written by this transaction)."""
@@ -258,28 +343,44 @@ class AppendTransaction:
     def stream_ids(self, patient_ids: Sequence[str]) -> dict[bytes, tuple[str, int, bytes]]:
         """event_id -> (patient_id, version, digest) of every event of these streams."""
         found: dict[bytes, tuple[str, int, bytes]] = {}
+        self.ensure_keys(patient_ids)
         rows = self._select_in(f"SELECT originator_id, originator_version, state FROM {self.table}",
-                               "originator_id", patient_ids)
-        for pid, ver, state in rows:
-            eid, digest = split_state(bytes(state))
-            found[eid] = (pid, ver, digest)
+                               "originator_id", [self._sid(p) for p in patient_ids])
+        for sid, ver, state in rows:
+            eid, digest = split_state(self._open(sid, bytes(state)))
+            found[eid] = (self._pid(sid), ver, digest)
         return found
 
     def owner_of(self, event_id: str) -> str | None:
         """The patient whose stream holds `event_id` (a scan of the log: only for a rare case, or to word an
         error)."""
+        needle = f'"event_id":"{event_id}"'
+        if self.ring is not None:  # sealed states: each opened and searched (rare, see above)
+            self.c.execute(f"SELECT originator_id, state FROM {self.table}")
+            rows = self._rows()
+            for sid, wrapped, identity in self._select_in(f"SELECT stream_id, wrapped, identity FROM {self.n.keys}",
+                                                          "stream_id", list({sid for sid, _ in rows})):
+                self.ring.learn(sid, None if wrapped is None else bytes(wrapped),
+                                None if identity is None else bytes(identity))
+            for sid, state in rows:
+                plain = self.ring.unseal(sid, bytes(state))
+                if plain is not None and needle.encode() in plain:
+                    return self._pid(sid)
+            return None
         self.c.execute(self.d.sql(f"SELECT originator_id FROM {self.table} WHERE {self.d.contains} LIMIT 1"),
-                       [f'"event_id":"{event_id}"'])
+                       [needle])
         rows = self._rows()
         return rows[0][0] if rows else None
 
     def next_versions(self, patient_ids: Sequence[str]) -> dict[str, int]:
         """patient_id -> the version the next event of that stream takes (1 for a new stream)."""
+        self.ensure_keys(patient_ids)
         missing = [p for p in patient_ids if p not in self._versions]
         rows = self._select_in(f"SELECT originator_id, MAX(originator_version) FROM {self.table}",
-                               "originator_id", missing, "GROUP BY originator_id") if missing else []
-        for pid, ver in rows:
-            self._versions[pid] = ver + 1
+                               "originator_id", [self._sid(p) for p in missing],
+                               "GROUP BY originator_id") if missing else []
+        for sid, ver in rows:
+            self._versions[self._pid(sid)] = ver + 1
         for pid in missing:
             self._versions.setdefault(pid, 1)
         return {p: self._versions[p] for p in patient_ids}
@@ -291,9 +392,13 @@ class AppendTransaction:
                 f"SELECT originator_version, topic, state FROM {self.table} "
                 "WHERE originator_id = ? ORDER BY originator_version"
             ),
-            [patient_id],
+            [self._sid(patient_id)],
         )
-        return [StoredRow(0, patient_id, v, t, bytes(s)) for v, t, s in self._rows()]
+        rows = self._rows()
+        if self.ring is not None and rows:
+            self.ensure_keys([patient_id])
+        sid = self._sid(patient_id)
+        return [StoredRow(0, patient_id, v, t, self._open(sid, bytes(s))) for v, t, s in rows]
 
     def insert(
         self,
@@ -311,6 +416,9 @@ class AppendTransaction:
         key of (patient, version) or of event_id fail: the caller retries the whole transaction.
         """
         explicit, prefixes = ids
+        if self.ring is not None:  # pseudonyms and hidden source record ids; the states are sealed below
+            explicit = [(eid, self._sid(pid), v, dig) for eid, pid, v, dig in explicit]
+            sources = [(self._hide(sid), self._sid(pid), eid, dig) for sid, pid, eid, dig in sources]
         if explicit:
             self.c.executemany(
                 self.d.sql(f"INSERT INTO {self.n.ids} (event_id, patient_id, version, digest) VALUES (?, ?, ?, ?)"),
@@ -348,12 +456,17 @@ class AppendTransaction:
         return self._rows()
 
     def _insert_rows(self, rows: Sequence[tuple[str, int, str, bytes]], last_us: int) -> None:
+        stored = rows
+        if self.ring is not None:
+            self.ensure_keys(list(dict.fromkeys(pid for pid, _v, _t, _s in rows)))
+            ciphers, sid = self._ciphers, self._sid
+            stored = [(sid(pid), v, t, ciphers[sid(pid)].encrypt(state)) for pid, v, t, state in rows]
         self.c.executemany(
             self.d.sql(
                 f"INSERT INTO {self.table} (originator_id, originator_version, topic, state) "
                 "VALUES (?, ?, ?, ?)"
             ),
-            rows,
+            stored,
         )
         for pid, ver, _t, _s in rows:
             if ver >= self._versions.get(pid, 0):
@@ -372,18 +485,33 @@ def _index_existing_events(c: Cursor, d: Dialect, n: Names) -> None:
     _insert_prefixes(c, d, n.prefixes, prefix_keys(prefixes))
 
 
+@contextlib.contextmanager
+def _key_problems_first(found: list[KeyProblem]) -> Iterator[None]:
+    """A key problem met while DuckDB pulls a stream of sealed rows surfaces as itself (one line), not wrapped in
+    DuckDB's error about the stream, with a Python traceback in its text."""
+    try:
+        yield
+    except Exception:
+        if found:
+            raise found[0] from None
+        raise
+
+
 class TimelineRecorderMixin:
     """Shared read side and transaction entry point of both recorders."""
 
     dialect: Dialect
     events_table_name: str
+    #: The keys of an encrypted store (set by `EventStore.open` once the key is checked); None: not encrypted.
+    ring: KeyRing | None = None
 
     @property
     def names(self) -> Names:
         schema = getattr(self.datastore, "schema", "")  # type: ignore[attr-defined]
         q = (lambda t: f'"{schema}".{t}') if schema else (lambda t: t)
         return Names(q(self.events_table_name), q("timeline_explicit_ids"), q("timeline_clock"),
-                     q("timeline_source_records"), q("timeline_meta"), q("timeline_audit"), q("timeline_event_ids"))
+                     q("timeline_source_records"), q("timeline_meta"), q("timeline_audit"), q("timeline_event_ids"),
+                     q("timeline_keys"))
 
     def create_timeline_tables(self) -> None:
         # Look before writing: a write in an SQLite read transaction fails at once ("database is
@@ -408,7 +536,8 @@ class TimelineRecorderMixin:
                              (n.clock, f"SELECT last_us FROM {n.clock} WHERE id = 1"),
                              (n.meta, f"SELECT value FROM {n.meta} WHERE name = 'store_id'"),
                              (n.audit, f"SELECT count(*) FROM {n.audit} WHERE 1 = 0"),
-                             (n.prefixes, f"SELECT count(*) FROM {n.prefixes} WHERE 1 = 0")):
+                             (n.prefixes, f"SELECT count(*) FROM {n.prefixes} WHERE 1 = 0"),
+                             (n.keys, f"SELECT count(*) FROM {n.keys} WHERE 1 = 0")):
             with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
                 try:
                     c.execute(probe)
@@ -425,6 +554,64 @@ class TimelineRecorderMixin:
             c.execute(f"SELECT value FROM {self.names.meta} WHERE name = 'store_id'")
             row = c.fetchall()[0]
             return row[0] if not isinstance(row, dict) else row["value"]
+
+    def meta(self, name: str) -> str | None:
+        """A value of `timeline_meta` (None: not set)."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            cur.execute(self.dialect.sql(f"SELECT value FROM {self.names.meta} WHERE name = ?"), [name])
+            rows = cur.fetchall()
+            return rows[0][0] if rows else None
+
+    def set_meta_once(self, values: dict[str, str]) -> None:
+        """Set rows of `timeline_meta` that are not set yet (a concurrent first setter wins)."""
+        with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            for name, value in values.items():
+                cur.execute(self.dialect.sql(f"INSERT INTO {self.names.meta} (name, value) VALUES (?, ?) "
+                                             "ON CONFLICT (name) DO NOTHING"), [name, value])
+
+    def load_keys(self, cur: Cursor | None = None, stream_ids: Sequence[str] | None = None) -> None:
+        """Read the key rows (all, or of some streams) into the ring: each read of sealed states takes the
+        rows as they are now, so a patient forgotten by another process is unreadable here too."""
+        if self.ring is None:
+            return
+        if cur is None:
+            with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+                return self.load_keys(self._plain_cursor(c), stream_ids)
+        select = f"SELECT stream_id, wrapped, identity FROM {self.names.keys}"
+        if stream_ids is None:
+            cur.execute(select)
+            rows = cur.fetchall()
+        else:
+            rows = []
+            for i in range(0, len(stream_ids), CHUNK):
+                chunk = list(stream_ids[i:i + CHUNK])
+                cur.execute(self.dialect.sql(f"{select} WHERE stream_id IN ({','.join('?' * len(chunk))})"), chunk)
+                rows.extend(cur.fetchall())
+        if stream_ids is None:
+            self.ring.reset()
+        for sid, wrapped, identity in rows:
+            self.ring.learn(sid, None if wrapped is None else bytes(wrapped),
+                            None if identity is None else bytes(identity))
+
+    def _sid(self, patient_id: str) -> str:
+        return patient_id if self.ring is None else self.ring.stream_id(patient_id)
+
+    def forgotten_events(self) -> int:
+        """How many stored events belong to forgotten patients (sealed by a destroyed key)."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            cur.execute(f"SELECT count(*) FROM {self.names.events} e JOIN {self.names.keys} k "
+                        "ON e.originator_id = k.stream_id WHERE k.wrapped IS NULL")
+            return int(cur.fetchall()[0][0])
+
+    def forgotten(self) -> list[tuple[str, int]]:
+        """(stream id, when, µs) of every forgotten patient."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            cur.execute(f"SELECT stream_id, forgotten_us FROM {self.names.keys} WHERE wrapped IS NULL ORDER BY 2")
+            return [tuple(r) for r in cur.fetchall()]
 
     def id_prefixes(self) -> list[int]:
         """Every key of the id index (the first 8 bytes of every stored id), for `timeline verify`."""
@@ -446,7 +633,11 @@ class TimelineRecorderMixin:
             cur = self._plain_cursor(c)
             cur.execute(f"SELECT DISTINCT originator_id FROM {self.names.events} "
                         "WHERE topic IN ('event_corrected', 'event_retracted') ORDER BY 1")
-            return [r[0] for r in cur.fetchall()]
+            found = [r[0] for r in cur.fetchall()]
+            if self.ring is None:
+                return found
+            self.load_keys(cur, found)
+        return sorted(self.ring.identities[s] for s in found if s in self.ring.identities)
 
     def position_at(self, at_us: int) -> int:
         """The last log position recorded at or before a moment (recorded_at grows with the position)."""
@@ -454,12 +645,45 @@ class TimelineRecorderMixin:
 
         stamp = us_to_datetime(at_us).strftime('"recorded_at":"%Y-%m-%dT%H:%M:%S.%fZ"')
         d = self.dialect
+        if self.ring is not None:
+            return self._position_at_sealed(stamp)
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
             # the stamp closes every state (`"recorded_at":"…Z"}`), in a fixed format: compare it as text
             cur.execute(d.sql(f"SELECT max({d.position}) FROM {self.names.events} WHERE "
                               f"substr({d.state_text}, length({d.state_text}) - 43, 43) <= ?"), [stamp])
             return int(cur.fetchall()[0][0] or 0)
+
+    def _position_at_sealed(self, stamp: str) -> int:
+        """`position_at` in an encrypted store: a binary search of the positions, each probe's state opened (the
+        stamps grow with the position). A forgotten patient's event is stepped over."""
+        d, n = self.dialect, self.names
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            cur = self._plain_cursor(c)
+            self.load_keys(cur)
+
+            def stamp_from(pos: int) -> tuple[int, str] | None:  # the first readable event at or after pos
+                while True:
+                    cur.execute(d.sql(f"SELECT {d.position}, originator_id, state FROM {n.events} WHERE "
+                                      f"{d.position} >= ? ORDER BY {d.position} LIMIT 1"), [pos])
+                    rows = cur.fetchall()
+                    if not rows:
+                        return None
+                    found, sid, state = rows[0]
+                    plain = self.ring.unseal(sid, bytes(state))  # type: ignore[union-attr]
+                    if plain is not None:
+                        return found, plain[-44:-1].decode()
+                    pos = found + 1
+
+            lo, hi = 0, self.max_position()  # the answer lies in [lo, hi]
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                probe = stamp_from(mid)
+                if probe is not None and probe[0] <= hi and probe[1] <= stamp:
+                    lo = probe[0]
+                else:
+                    hi = mid - 1
+            return lo
 
     def quick_check(self) -> str | None:
         """A cheap integrity check before writing (None: nothing found). PostgreSQL checks its own pages."""
@@ -470,14 +694,23 @@ class TimelineRecorderMixin:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
             d = self.dialect
-            cur.execute(d.sql(f"SELECT state FROM {self.names.events} WHERE {d.position} = ?"), [position])
+            cur.execute(d.sql(f"SELECT originator_id, state FROM {self.names.events} WHERE {d.position} = ?"),
+                        [position])
             rows = cur.fetchall()
-        return str(uuid.UUID(bytes=split_state(bytes(rows[0][0]))[0])) if rows else None
+            if not rows:
+                return None
+            state = bytes(rows[0][1])
+            if self.ring is not None:
+                self.load_keys(cur, [rows[0][0]])
+                state = self.ring.unseal(rows[0][0], state)
+                if state is None:
+                    return None
+        return str(uuid.UUID(bytes=split_state(state)[0]))
 
     @contextlib.contextmanager
     def append_transaction(self) -> Iterator[AppendTransaction]:
         with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            tx = AppendTransaction(self._plain_cursor(c), self.dialect, self.names)
+            tx = AppendTransaction(self._plain_cursor(c), self.dialect, self.names, self.ring)
             yield tx
             tx.flush_prefixes()
 
@@ -485,11 +718,16 @@ class TimelineRecorderMixin:
         return c
 
     def read_stream(self, patient_id: str) -> list[StoredRow]:
-        """One patient's stream in version order, through the library's `select_events`."""
-        return [
-            StoredRow(0, str(e.originator_id), e.originator_version, e.topic, bytes(e.state))
-            for e in self.select_events(patient_id)  # type: ignore[attr-defined]
-        ]
+        """One patient's stream in version order, through the library's `select_events` (a forgotten patient's
+        stream reads as empty: it can never be read again)."""
+        sid = self._sid(patient_id)
+        events = self.select_events(sid)  # type: ignore[attr-defined]
+        if self.ring is not None and events:
+            self.load_keys(stream_ids=[sid])
+            states = self.ring.unseal_many([sid] * len(events), [bytes(e.state) for e in events])
+            return [StoredRow(0, patient_id, e.originator_version, e.topic, st)
+                    for e, st in zip(events, states, strict=True) if st is not None]
+        return [StoredRow(0, patient_id, e.originator_version, e.topic, bytes(e.state)) for e in events]
 
     def read_all(self, after: int = 0, batch: int = 50_000) -> Iterator[list[StoredRow]]:
         """Every stored event in commit order, after a position, in batches (the library's notification log)."""
@@ -499,10 +737,14 @@ class TimelineRecorderMixin:
             )
             if not notes:
                 return
-            yield [
-                StoredRow(n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
-                for n in notes
-            ]
+            if self.ring is None:
+                yield [StoredRow(n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
+                       for n in notes]
+            else:
+                self.load_keys()
+                states = self.ring.unseal_many([str(n.originator_id) for n in notes], [bytes(n.state) for n in notes])
+                yield [StoredRow(n.id, self.ring.patient_of(str(n.originator_id)), n.originator_version, n.topic, st)
+                       for n, st in zip(notes, states, strict=True) if st is not None]
             after = notes[-1].id
 
     def read_raw(self, after: int, upto: int, batch: int,
@@ -514,19 +756,28 @@ class TimelineRecorderMixin:
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
             d = self.dialect
-            select = (f"SELECT {d.position}, {d.state_text} FROM {self.names.events} "
-                      f"WHERE {d.position} > ? AND {d.position} <= ?")
+            sealed = self.ring is not None
+            if sealed:
+                self.load_keys(cur)
+            select = (f"SELECT {d.position}, {'originator_id, state' if sealed else d.state_text} "
+                      f"FROM {self.names.events} WHERE {d.position} > ? AND {d.position} <= ?")
             if patients is None:
                 cur.execute(d.sql(f"{select} ORDER BY {d.position}"), [after, upto])
                 while rows := cur.fetchmany(batch):
-                    yield rows
+                    yield self._opened(rows) if sealed else rows
                 return
             for i in range(0, len(patients), CHUNK):
-                chunk = list(patients[i : i + CHUNK])
+                chunk = [self._sid(p) for p in patients[i : i + CHUNK]]
                 cur.execute(d.sql(f"{select} AND originator_id IN ({','.join('?' * len(chunk))})"),
                             [after, upto, *chunk])
                 while rows := cur.fetchmany(batch):
-                    yield rows
+                    yield self._opened(rows) if sealed else rows
+
+    def _opened(self, rows: list[tuple]) -> list[tuple[int, str]]:
+        """(position, stream id, sealed state) rows as (position, state as text); a forgotten patient's rows
+        are left out (they can never be read)."""
+        states = self.ring.unseal_many([r[1] for r in rows], [bytes(r[2]) for r in rows])  # type: ignore[union-attr]
+        return [(r[0], st.decode()) for r, st in zip(rows, states, strict=True) if st is not None]
 
     @contextlib.contextmanager
     def read_arrow(self, after: int, upto: int, batch: int = 65_536,
@@ -539,18 +790,37 @@ class TimelineRecorderMixin:
 
         schema = raw_schema()
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            for rows in self.read_raw(after, upto, batch, patients):
-                pos, state = zip(*rows)
-                yield pa.RecordBatch.from_arrays([pa.array(pos, pa.int64()), pa.array(state, pa.string())],
-                                                 schema=schema)
+        found: list[KeyProblem] = []
 
-        yield pa.RecordBatchReader.from_batches(schema, batches())
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for rows in self.read_raw(after, upto, batch, patients):
+                    if not rows:
+                        continue
+                    pos, state = zip(*rows)
+                    yield pa.RecordBatch.from_arrays([pa.array(pos, pa.int64()), pa.array(state, pa.string())],
+                                                     schema=schema)
+            except KeyProblem as e:
+                found.append(e)
+                raise
+
+        with _key_problems_first(found):
+            yield pa.RecordBatchReader.from_batches(schema, batches())
 
     def find_event_ids(self, prefix: str, patient_id: str | None = None) -> list[tuple[str, str]]:
         """(patient, event id) of the stored events whose id begins with `prefix` (lower-case hex and
         dashes): through one stream when the patient is given, else a scan of every state."""
         needle = f'"event_id":"{prefix}'
+        if self.ring is not None:  # sealed states: read and searched here (a stream, or the whole log)
+            found = []
+            rows = ([r for r in self.read_stream(patient_id)] if patient_id is not None
+                    else [r for rows in self.read_all() for r in rows])
+            for r in rows:
+                text = r.state.decode()
+                if needle in text:
+                    cut = text.rindex('"event_id":"') + 12
+                    found.append((r.patient_id, text[cut:cut + 36]))
+            return found
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
             sql = (f"SELECT originator_id, {self.dialect.state_text} FROM {self.names.events} "
@@ -567,6 +837,9 @@ class TimelineRecorderMixin:
             return found
 
     def patient_ids(self) -> list[str]:
+        if self.ring is not None:  # from the key rows: the patients that can be read
+            self.load_keys()
+            return sorted(self.ring.identities.values())
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             c.execute(f"SELECT DISTINCT originator_id FROM {self.names.events} ORDER BY 1")
             return [r[0] if not isinstance(r, dict) else next(iter(r.values())) for r in c.fetchall()]
@@ -601,21 +874,59 @@ class _SQLiteBulkReader:
         import adbc_driver_sqlite
         import pyarrow as pa
 
+        sealed = self.ring is not None  # type: ignore[attr-defined]
+        if sealed:
+            self.load_keys()  # type: ignore[attr-defined]
+
         with contextlib.closing(adbc_driver_sqlite.connect(Path(db).resolve().as_uri() + "?mode=ro")) as database, \
                 adbc.AdbcConnection(database) as con, adbc.AdbcStatement(con) as statement:
             statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch)})
             # one statement: one read transaction, a consistent snapshot whatever appends meanwhile
             where = f"rowid > {int(after)} AND rowid <= {int(upto)}"
+            if patients is not None and sealed:
+                patients = [self._sid(p) for p in patients]  # type: ignore[attr-defined]
             if patients is not None:  # their streams, through the (originator_id, version) index
                 # one JSON text, quoted as an SQL string (binding it through this ADBC driver's statement
                 # crashed the process with adbc-driver-manager 1.13); positions are integers
                 listed = json.dumps(list(patients)).replace("'", "''")
                 where += f" AND originator_id IN (SELECT value FROM json_each('{listed}'))"
+            columns = "originator_id, state" if sealed else "CAST(state AS TEXT) AS state"
             statement.set_sql_query(
-                f"SELECT rowid AS position, CAST(state AS TEXT) AS state FROM {self.names.events} "  # type: ignore[attr-defined]
+                f"SELECT rowid AS position, {columns} FROM {self.names.events} "  # type: ignore[attr-defined]
                 f"WHERE {where}{' ORDER BY rowid' if patients is None else ''}")
             stream, _ = statement.execute_query()
-            yield pa.RecordBatchReader.from_stream(stream)
+            reader = pa.RecordBatchReader.from_stream(stream)
+            if not sealed:
+                yield reader
+                return
+            found: list[KeyProblem] = []
+            with _key_problems_first(found):
+                yield self._unsealed(reader, found)
+
+    def _unsealed(self, reader: pa.RecordBatchReader, found: list[KeyProblem]) -> pa.RecordBatchReader:
+        """Batches of (position, stream id, sealed state) opened into `raw_schema()` batches, a forgotten
+        patient's rows left out. The cipher runs once per row in Python (about a microsecond each); the rest
+        stays in Arrow."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        schema = raw_schema()
+        unseal = self.ring.unseal_many  # type: ignore[attr-defined]
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for b in reader:
+                try:
+                    states = unseal(b.column(1).to_pylist(), b.column(2).to_pylist())
+                except KeyProblem as e:
+                    found.append(e)
+                    raise
+                opened = pa.array(states, pa.binary()).cast(pa.string())
+                out = pa.RecordBatch.from_arrays([b.column(0), opened], schema=schema)
+                if opened.null_count:
+                    out = out.filter(pc.is_valid(opened))
+                yield out
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApplicationRecorder):
