@@ -355,17 +355,19 @@ class AppendTransaction:
         """The patient whose stream holds `event_id` (a scan of the log: only for a rare case, or to word an
         error)."""
         needle = f'"event_id":"{event_id}"'
-        if self.ring is not None:  # sealed states: each opened and searched (rare, see above)
-            self.c.execute(f"SELECT originator_id, state FROM {self.table}")
-            rows = self._rows()
-            for sid, wrapped, identity in self._select_in(f"SELECT stream_id, wrapped, identity FROM {self.n.keys}",
-                                                          "stream_id", list({sid for sid, _ in rows})):
+        if self.ring is not None:  # sealed states: each opened and searched, batch by batch (rare, see above)
+            self.c.execute(f"SELECT stream_id, wrapped, identity FROM {self.n.keys}")
+            for sid, wrapped, identity in self._rows():
                 self.ring.learn(sid, None if wrapped is None else bytes(wrapped),
                                 None if identity is None else bytes(identity))
-            for sid, state in rows:
-                plain = self.ring.unseal(sid, bytes(state))
-                if plain is not None and needle.encode() in plain:
-                    return self._pid(sid)
+            self.ring.ciphers.update(self._ciphers)  # this transaction's new patients
+            self.c.execute(f"SELECT originator_id, state FROM {self.table}")
+            wanted = needle.encode()
+            while rows := self.c.fetchmany(10_000):  # type: ignore[attr-defined]
+                opened = self.ring.unseal_many([r[0] for r in rows], [bytes(r[1]) for r in rows])
+                for (sid, _state), plain in zip(rows, opened, strict=True):
+                    if plain is not None and wanted in plain:
+                        return self._pid(sid)
             return None
         self.c.execute(self.d.sql(f"SELECT originator_id FROM {self.table} WHERE {self.d.contains} LIMIT 1"),
                        [needle])
@@ -731,6 +733,8 @@ class TimelineRecorderMixin:
 
     def read_all(self, after: int = 0, batch: int = 50_000) -> Iterator[list[StoredRow]]:
         """Every stored event in commit order, after a position, in batches (the library's notification log)."""
+        if self.ring is not None:
+            self.load_keys()
         while True:
             notes = self.select_notifications(  # type: ignore[attr-defined]
                 after, batch, inclusive_of_start=False
@@ -741,7 +745,6 @@ class TimelineRecorderMixin:
                 yield [StoredRow(n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
                        for n in notes]
             else:
-                self.load_keys()
                 states = self.ring.unseal_many([str(n.originator_id) for n in notes], [bytes(n.state) for n in notes])
                 yield [StoredRow(n.id, self.ring.patient_of(str(n.originator_id)), n.originator_version, n.topic, st)
                        for n, st in zip(notes, states, strict=True) if st is not None]
