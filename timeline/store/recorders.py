@@ -45,7 +45,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from ..events.catalogue import content_id_bytes as content_digest
-from .encryption import KeyProblem, KeyRing
+from .encryption import KeyProblem, KeyRing, seal_rows
 
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
@@ -460,9 +460,9 @@ class AppendTransaction:
     def _insert_rows(self, rows: Sequence[tuple[str, int, str, bytes]], last_us: int) -> None:
         stored = rows
         if self.ring is not None:
-            self.ensure_keys(list(dict.fromkeys(pid for pid, _v, _t, _s in rows)))
-            ciphers, sid = self._ciphers, self._sid
-            stored = [(sid(pid), v, t, ciphers[sid(pid)].encrypt(state)) for pid, v, t, state in rows]
+            patients = list(dict.fromkeys(pid for pid, _v, _t, _s in rows))
+            self.ensure_keys(patients)
+            stored = seal_rows(list(rows), {pid: self._sid(pid) for pid in patients}, self._ciphers)
         self.c.executemany(
             self.d.sql(
                 f"INSERT INTO {self.table} (originator_id, originator_version, topic, state) "
