@@ -120,8 +120,7 @@ VIRAL_EPISODES = Model(
     ),
     sql="""
 WITH pt AS (
-    SELECT patient_id, hsct_on FROM ref('patients')
-    WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM ref('events'))
+    SELECT patient_id, hsct_on FROM ref('patients') WHERE hsct_on IS NOT NULL   -- each has events
 ),
 viral_points AS (   -- per day and virus: positive if a diagnosed reactivation or a load >= threshold (from day 1)
     SELECT patient_id, virus, on_, bool_or(positive) AS positive,
@@ -185,7 +184,7 @@ COMPLICATIONS = Model(
     ),
     sql=f"""
 WITH pt AS (
-    SELECT patient_id, hsct_on FROM ref('patients') WHERE patient_id IN (SELECT patient_id FROM ref('events'))
+    SELECT patient_id, hsct_on FROM ref('patients')   -- every patient has events (patients are made from them)
 ),
 ev AS (
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, pt.hsct_on
