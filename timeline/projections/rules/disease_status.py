@@ -128,12 +128,11 @@ CHECKS = (
     Check("relapse_with_negative_mrd", "warning",
           "A relapse on a day with an MRD-negative test: one of the two is wrong (the relapse decides the day's "
           "status).",
-          f"""SELECT r.patient_id, r.event_id, r.occurred_on,
+          """SELECT r.patient_id, r.event_id, r.occurred_on,
                      'relapse on ' || r.occurred_on || ' and an MRD-negative test the same day',
                      'check the relapse and the MRD result of that day'
               FROM ref('events') r
-              WHERE r.type = 'relapse' AND EXISTS (
-                  SELECT 1 FROM ref('events') m
-                  WHERE m.patient_id = r.patient_id AND m.occurred_on = r.occurred_on AND m.type = 'mrd_test'
-                    AND {mrd.negative('m.payload')})"""),
+              WHERE r.type = 'relapse' AND EXISTS (   -- mrd_tests: each test with its negativity by the MRD rule
+                  SELECT 1 FROM ref('mrd_tests') m
+                  WHERE m.patient_id = r.patient_id AND m.occurred_on = r.occurred_on AND m.negative)"""),
 )
