@@ -73,8 +73,9 @@ def _run(*args: str, store: Path, projections: Path) -> str:
 @pytest.mark.parametrize("history", ["store", "log"])
 def test_catch_up_equals_rebuild(tmp_path, cohort, monkeypatch, history):
     """A catch-up reaches the tables of a rebuild, corrections and retractions included, both ways: the
-    touched patients' earlier rows read from the store's stream index and the rules unoptimised (a small
-    catch-up), or their rows scanned from the log and the rules optimised (a large one)."""
+    touched patients' earlier rows read from the store's stream index and the rules planned with the optimiser's
+    filter pushdown only (a small catch-up), or their rows scanned from the log and the rules optimised (a large
+    one)."""
     small = history == "store"
     monkeypatch.setattr(runner, "STORE_HISTORY_MAX_ROWS", 10**9 if small else -1)
     monkeypatch.setattr(runner, "UNOPTIMISED_MAX_ROWS", 10**9 if small else -1)

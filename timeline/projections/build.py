@@ -19,6 +19,7 @@ from .model import VISIBLE_EVENTS, Model, ModelError
 from .parameters import Params
 
 _STAGE = "_stage_"
+ROW_GROUP_ROWS = 122_880  # DuckDB's row group: a table's rows are kept in groups of this many, each with min/max
 _TYPE_NAMES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}  # DuckDB's DESCRIBE spells some types out
 
 
@@ -99,7 +100,7 @@ def build(con: duckdb.DuckDBPyConnection, params: Params, *, inputs: Mapping[str
             execute(con, f"CREATE OR REPLACE VIEW main.{quote_ident(name)} AS", model,
                     {**relations, **file_views}, params)
             target = f"temp.main.{_STAGE}{name}"  # its rows, computed once for the later models
-            execute(con, f"CREATE OR REPLACE TEMP TABLE {_STAGE}{name} AS", model, relations, params)
+            _stage(con, model, relations, params)
         else:
             target = f"{schema}.{quote_ident(name)}"
             kind = "TEMP TABLE" if temp else "TABLE"
@@ -108,6 +109,31 @@ def build(con: duckdb.DuckDBPyConnection, params: Params, *, inputs: Mapping[str
         relations[name] = target
         built.append(name)
     return built
+
+
+def _stage(con: duckdb.DuckDBPyConnection, model: Model, relations: Mapping[str, str], params: Params) -> None:
+    """A view model's rows as a temporary relation `_stage_<name>` (a table; split as `model.stage_split` says:
+    one table per value of that column with at least a row group of rows, one for the rest, and a view of
+    them all). A filter on the column then reads the other values' tables by their min and max only: a rule
+    reading a few types of event no longer compares the type of every event."""
+    stage = f"{_STAGE}{model.name}"
+    if not model.stage_split:
+        execute(con, f"CREATE OR REPLACE TEMP TABLE {stage} AS", model, relations, params)
+        return
+    col, select, bound = quote_ident(model.stage_split), model.select(relations), model.bind(params.values)
+    big = sorted(v for v, n in con.execute(f"SELECT {col}, count(*) FROM ({select}) GROUP BY ALL", bound).fetchall()
+                 if v is not None and n >= ROW_GROUP_ROWS)
+    values = {f"stage_split_{i}": v for i, v in enumerate(big)}
+    parts = []
+    for i, name in enumerate(values):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_{i} AS SELECT * FROM ({select}) WHERE {col} = ${name}",
+                    {**bound, name: values[name]})
+        parts.append(f"temp.main.{stage}_{i}")
+    rest = " AND ".join(f"{col} IS DISTINCT FROM ${name}" for name in values) or "true"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_rest AS SELECT * FROM ({select}) WHERE {rest}",
+                {**bound, **values})
+    parts.append(f"temp.main.{stage}_rest")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {stage} AS " + " UNION ALL ".join(f"SELECT * FROM {p}" for p in parts))
 
 
 def _build_patients(con: duckdb.DuckDBPyConnection, params: Params, todo: Mapping[str, Model],

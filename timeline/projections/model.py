@@ -62,6 +62,10 @@ class Model:
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ()  # unique key (empty: none declared)
     view: bool = False  # kept as a view in the projection file (its rows are not stored twice)
+    # A view model's rows, staged once by a full build for the later models, are split on this column: a value
+    # with at least a row group of rows gets a stage table of its own (the rules filter on the column, and a
+    # filter on another value skips such a table whole). Empty: one stage table.
+    stage_split: str = ""
     module: ModuleType | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -46,10 +46,12 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 2_000_000  # store positions per read: one DuckDB statement each, progress between them
 STORE_HISTORY_MAX_ROWS = 30_000  # a catch-up reads the touched patients' earlier rows from the store up to this
-# A catch-up whose touched patients have at most this many visible events runs its rules unoptimised. Measured
-# here (rules of a catch-up, median of two): 200 patients, 31k events: 110 ms unoptimised vs 120-145 ms;
-# 1,000 patients, 157k events: 230-245 vs 205-225 ms; 10,000 patients: 1.9-2.3 s vs 1.1 s.
+# A catch-up whose touched patients have at most this many visible events plans its rules with one pass of
+# DuckDB's optimiser only, the filter pushdown (`_FEW_ROWS_OPTIMISERS`): on few rows the other passes cost more
+# than they save, and without any pass the rules' joins read every row of their inputs before filtering them
+# (benchmarks/projections.py measures the catch-ups).
 UNOPTIMISED_MAX_ROWS = 50_000
+_FEW_ROWS_OPTIMISERS = ("filter_pushdown",)
 
 # The file's layout: a file written by another layout is rebuilt, not caught up (3: models with declared
 # columns, `transplants`, `events` a view over `log`, parameters bound by name; 4: `_tracking` records the
@@ -349,18 +351,19 @@ class Projector:
         versions = self._fold_facts(con, touched=True) if amended else _versions(con)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_visible AS "
                     f"{visible_select('temp.main._touched_log', versions)}")
-        # On few rows DuckDB's optimiser costs more than it saves (as in replay.py); it changes plans, never
-        # rows (tests: a catch-up either way equals a rebuild, which is optimised).
+        # On few rows most of DuckDB's optimiser costs more than it saves (UNOPTIMISED_MAX_ROWS); it changes plans,
+        # never rows (tests: a catch-up either way equals a rebuild, which is optimised).
         few = con.execute("SELECT count(*) FROM temp.main._touched_visible").fetchall()[0][0] <= UNOPTIMISED_MAX_ROWS
         if few:
-            con.execute("PRAGMA disable_optimizer")
+            passes = [r[0] for r in con.execute("SELECT name FROM duckdb_optimizers()").fetchall()]
+            con.execute("SET disabled_optimizers = ?", [",".join(p for p in passes if p not in _FEW_ROWS_OPTIMISERS)])
         try:
             building.build(con, self.params, inputs={"visible_events": "temp.main._touched_visible"},
                            patients=ids, on_table=self._on_table)
         finally:
             if few:
                 with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the build's
-                    con.execute("PRAGMA enable_optimizer")
+                    con.execute("RESET disabled_optimizers")
         return RunReport("catch-up", read, len(ids), position)
 
     def _history_from_store(self, con: duckdb.DuckDBPyConnection, after: int) -> bool:

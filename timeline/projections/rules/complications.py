@@ -120,8 +120,7 @@ VIRAL_EPISODES = Model(
     ),
     sql="""
 WITH pt AS (
-    SELECT patient_id, hsct_on FROM ref('patients')
-    WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM ref('events'))
+    SELECT patient_id, hsct_on FROM ref('patients') WHERE hsct_on IS NOT NULL   -- each has events
 ),
 viral_points AS (   -- per day and virus: positive if a diagnosed reactivation or a load >= threshold (from day 1)
     SELECT patient_id, virus, on_, bool_or(positive) AS positive,
@@ -185,7 +184,7 @@ COMPLICATIONS = Model(
     ),
     sql=f"""
 WITH pt AS (
-    SELECT patient_id, hsct_on FROM ref('patients') WHERE patient_id IN (SELECT patient_id FROM ref('events'))
+    SELECT patient_id, hsct_on FROM ref('patients')   -- every patient has events (patients are made from them)
 ),
 ev AS (
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, pt.hsct_on
@@ -307,10 +306,10 @@ CHECKS = (
           """SELECT t.patient_id, t.event_id, t.occurred_on,
                     'chronic GVHD treatment started on ' || t.occurred_on || ' without a chronic GVHD diagnosis',
                     'record the chronic GVHD diagnosis, or correct the kind of the treatment'
-             FROM ref('events') t
-             WHERE t.type = 'gvhd_treatment_started' AND t.payload->>'kind' = 'chronic'
-               AND NOT EXISTS (SELECT 1 FROM ref('events') d WHERE d.patient_id = t.patient_id
-                               AND d.type = 'gvhd_diagnosed' AND d.payload->>'kind' = 'chronic')"""),
+             FROM ref('gvhd_course') t   -- the GVHD events, with their kind
+             WHERE t.type = 'gvhd_treatment_started' AND t.kind = 'chronic'
+               AND NOT EXISTS (SELECT 1 FROM ref('gvhd_course') d WHERE d.patient_id = t.patient_id
+                               AND d.type = 'gvhd_diagnosed' AND d.kind = 'chronic')"""),
     Check("viral_reactivation_before_day1", "warning",
           "A `viral_reactivation` recorded on or before day 0: reactivations count from day 1, so it is neither a "
           "complication row nor an endpoint event.",
@@ -322,10 +321,10 @@ CHECKS = (
     Check("gvhd_resolved_without_diagnosis", "warning",
           "A `gvhd_resolved` of a kind never diagnosed.",
           """SELECT r.patient_id, r.event_id, r.occurred_on,
-                    (r.payload->>'kind') || ' GVHD resolved on ' || r.occurred_on || ' but never diagnosed',
+                    r.kind || ' GVHD resolved on ' || r.occurred_on || ' but never diagnosed',
                     'record the diagnosis, or correct the kind'
-             FROM ref('events') r
+             FROM ref('gvhd_course') r   -- the GVHD events, with their kind
              WHERE r.type = 'gvhd_resolved'
-               AND NOT EXISTS (SELECT 1 FROM ref('events') d WHERE d.patient_id = r.patient_id
-                               AND d.type = 'gvhd_diagnosed' AND d.payload->>'kind' = r.payload->>'kind')"""),
+               AND NOT EXISTS (SELECT 1 FROM ref('gvhd_course') d WHERE d.patient_id = r.patient_id
+                               AND d.type = 'gvhd_diagnosed' AND d.kind = r.kind)"""),
 )

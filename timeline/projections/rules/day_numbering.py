@@ -60,6 +60,7 @@ EVENTS = Model(
     grain="visible event",
     key=("event_id",),
     view=True,
+    stage_split="type",   # every rule reads a few types
     columns=(
         Column("event_id", "VARCHAR", "the fact's id (a UUID); a corrected fact keeps its original's id",
                not_null=True),

@@ -39,7 +39,6 @@ class Parameters(mrd.Parameters):
 
 
 STATUSES = ("active_disease", "remission_mrd_positive", "remission_mrd_negative")
-LEVEL = mrd.result_percent()
 
 DISEASE_STATUS = Model(
     name="disease_status",
@@ -61,14 +60,16 @@ WITH pts AS (
                    THEN 'active'
                WHEN e.type = 'disease_assessment' AND e.payload->>'response' IN ('complete_remission', 'cri')
                    THEN 'remission'
-               WHEN e.type = 'mrd_test' AND coalesce({LEVEL} >= $active_disease_mrd_at_least_percent, false)
+               WHEN e.type = 'mrd_test' AND coalesce(m.result_percent >= $active_disease_mrd_at_least_percent, false)
                    THEN 'active'
-               WHEN e.type = 'mrd_test' AND {mrd.negative('e.payload')} THEN 'mrd_negative'
+               WHEN e.type = 'mrd_test' AND m.negative THEN 'mrd_negative'
                WHEN e.type = 'mrd_test' THEN 'mrd_positive'
            END AS kind,
            CASE e.type WHEN 'disease_assessment' THEN 1 WHEN 'mrd_test' THEN 2 ELSE 3 END AS day_rank,
-           CASE WHEN e.type = 'mrd_test' AND e.payload->>'specimen' = 'bone_marrow' THEN 1 ELSE 0 END AS specimen_rank
+           CASE WHEN e.type = 'mrd_test' AND m.specimen = 'bone_marrow' THEN 1 ELSE 0 END AS specimen_rank
     FROM ref('events') e
+    LEFT JOIN (SELECT event_id, result_percent, negative, specimen FROM ref('mrd_tests')) m   -- each MRD test's
+        ON m.event_id = e.event_id                                                             -- values, parsed once
     LEFT JOIN ref('patients') pt USING (patient_id)
     WHERE e.type IN ('diagnosis', 'relapse', 'disease_assessment', 'mrd_test')
       AND (pt.death_on IS NULL OR e.occurred_on <= pt.death_on)
@@ -128,12 +129,11 @@ CHECKS = (
     Check("relapse_with_negative_mrd", "warning",
           "A relapse on a day with an MRD-negative test: one of the two is wrong (the relapse decides the day's "
           "status).",
-          f"""SELECT r.patient_id, r.event_id, r.occurred_on,
+          """SELECT r.patient_id, r.event_id, r.occurred_on,
                      'relapse on ' || r.occurred_on || ' and an MRD-negative test the same day',
                      'check the relapse and the MRD result of that day'
               FROM ref('events') r
-              WHERE r.type = 'relapse' AND EXISTS (
-                  SELECT 1 FROM ref('events') m
-                  WHERE m.patient_id = r.patient_id AND m.occurred_on = r.occurred_on AND m.type = 'mrd_test'
-                    AND {mrd.negative('m.payload')})"""),
+              WHERE r.type = 'relapse' AND EXISTS (   -- mrd_tests: each test with its negativity by the MRD rule
+                  SELECT 1 FROM ref('mrd_tests') m
+                  WHERE m.patient_id = r.patient_id AND m.occurred_on = r.occurred_on AND m.negative)"""),
 )

@@ -143,7 +143,6 @@ facts AS (
     LEFT JOIN comp c USING (patient_id)
     WHERE o.origin_on IS NOT NULL AND pa.last_contact_on IS NOT NULL
       AND NOT coalesce(pa.death_on < o.origin_on, false)   -- no time to compute: left out (data query)
-      AND o.patient_id IN (SELECT patient_id FROM ref('events'))
 ),
 composite AS (   -- first of several events; on a tie the first listed names it (relapse before death)
     SELECT patient_id, name, arg_min(what, (on_, priority)) AS what, min(on_) AS on_

@@ -134,8 +134,7 @@ WITH tx AS (
     SELECT patient_id, hsct_on, last_contact_on, death_on,
            CASE WHEN coalesce(graft_source = 'cord_blood' OR donor = 'cord_blood', false)
                 THEN $primary_graft_failure_day_cord ELSE $primary_graft_failure_day END AS gf_day
-    FROM ref('patients')
-    WHERE hsct_on IS NOT NULL AND patient_id IN (SELECT patient_id FROM ref('events'))
+    FROM ref('patients') WHERE hsct_on IS NOT NULL   -- every patient has events (patients are made from them)
 ),
 ev AS (   -- recorded engraftment on or after day 0, graft failure after day 0
     SELECT v.patient_id, v.type, v.occurred_on, v.payload, tx.hsct_on

@@ -92,12 +92,11 @@ CHECKS = (
     Check("mrd_negative_at_insufficient_sensitivity", "warning",
           "An MRD test below detection with an assay less sensitive than `mrd_sensitivity_at_most_percent` (or "
           "without a sensitivity): it is not counted as MRD-negative.",
-          f"""SELECT patient_id, event_id, occurred_on,
-                     'MRD below detection on ' || occurred_on || ' at a sensitivity of '
-                         || coalesce(CAST({sensitivity_percent()} AS VARCHAR) || ' %', 'unknown')
-                         || ': not MRD-negative (needs ' || $mrd_sensitivity_at_most_percent || ' % or better)',
-                     'check the sensitivity the laboratory reported'
-              FROM ref('events')
-              WHERE type = 'mrd_test' AND {below_detection()}
-                AND NOT coalesce({sensitivity_percent()} <= $mrd_sensitivity_at_most_percent, false)"""),
+          """SELECT patient_id, event_id, occurred_on,
+                    'MRD below detection on ' || occurred_on || ' at a sensitivity of '
+                        || coalesce(CAST(sensitivity_percent AS VARCHAR) || ' %', 'unknown')
+                        || ': not MRD-negative (needs ' || $mrd_sensitivity_at_most_percent || ' % or better)',
+                    'check the sensitivity the laboratory reported'
+             FROM ref('mrd_tests')   -- each test's values as the rule reads them
+             WHERE below_detection AND NOT coalesce(sensitivity_percent <= $mrd_sensitivity_at_most_percent, false)"""),
 )
