@@ -232,9 +232,14 @@ class Projector:
         with self._writer_lock():
             self._clear_scratch()
             note = None
+            con = None  # the file opened for writing, once: its state is read through it (else read-only)
             try:
-                state = self._state()
+                con = self._connect_in_place() if self.path.exists() else None
+                state = read_state(con) if con is not None else self._state()
             except duckdb.Error as e:
+                if con is not None:
+                    con.close()
+                    con = None
                 if not rebuild:
                     raise DamagedProjectionsError(damaged(self.path, e)) from None
                 note = f"the unreadable projection file was kept as {self._set_aside()}"
@@ -246,9 +251,10 @@ class Projector:
                 if note is not None:
                     note += "; rebuilt from the store as it is"
             if rebuild or state is None or state.params != self.params or note is not None:
-                report = self._in_scratch(lambda con: self._rebuild(con, on_rows), copy=False)
+                if con is not None:
+                    con.close()
+                report = self._in_scratch(lambda c: self._rebuild(c, on_rows), copy=False)
                 return replace(report, note=note)
-            con = self._connect_in_place()
             if con is None:  # readers hold the file: catch up a copy, then swap it in
                 return self._in_scratch(lambda c: self._catch_up(c, state.position, on_rows), copy=True)
             return self._transaction(con, lambda c: self._catch_up(c, state.position, on_rows))
