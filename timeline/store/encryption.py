@@ -227,20 +227,23 @@ class KeyRing:
     def unseal_runs(self, run_streams: list[str], run_starts: list[int], states: list[bytes]) -> list[bytes | None]:
         """Rows given as runs (the stream of each run, the index of its first row: a bulk read finds them in
         Arrow), opened at the speed of the cipher: one AEAD object per run, a comprehension per run."""
+        if len(run_streams) == 1:  # one stream: no slicing of the rows
+            return self._unseal_run(run_streams[0], states)
         out: list[bytes | None] = []
-        ciphers = self.ciphers
         ends = [*run_starts[1:], len(states)]
         for sid, a, b in zip(run_streams, run_starts, ends, strict=True):
-            cipher = ciphers.get(sid)
-            if cipher is None:
-                if sid not in ciphers:
-                    raise KeyProblem(f"no key row for stream {sid}: the store is damaged; nothing was read")
-                out.extend([None] * (b - a))
-                continue
-            dec = cipher._aead.decrypt
-            try:  # the library's layout is nonce, tag, ciphertext; the AEAD takes ciphertext then tag
-                out.extend([dec(st[:NONCE], st[NONCE + TAG:] + st[NONCE:NONCE + TAG], None) for st in states[a:b]])
-            except Exception:  # noqa: BLE001 - InvalidTag: a changed byte, reported as damage
-                raise KeyProblem(f"an event of stream {sid} fails its authentication: the store is damaged or was "
-                                 "changed outside the tool") from None
+            out.extend(self._unseal_run(sid, states[a:b]))
         return out
+
+    def _unseal_run(self, sid: str, states: list[bytes]) -> list[bytes | None]:
+        cipher = self.ciphers.get(sid)
+        if cipher is None:
+            if sid not in self.ciphers:
+                raise KeyProblem(f"no key row for stream {sid}: the store is damaged; nothing was read")
+            return [None] * len(states)
+        dec = cipher._aead.decrypt
+        try:  # the library's layout is nonce, tag, ciphertext; the AEAD takes ciphertext then tag
+            return [dec(st[:NONCE], st[NONCE + TAG:] + st[NONCE:NONCE + TAG], None) for st in states]
+        except Exception:  # noqa: BLE001 - InvalidTag: a changed byte, reported as damage
+            raise KeyProblem(f"an event of stream {sid} fails its authentication: the store is damaged or was "
+                             "changed outside the tool") from None

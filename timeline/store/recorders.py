@@ -929,7 +929,7 @@ class _SQLiteBulkReader:
                 except KeyProblem as e:
                     found.append(e)
                     raise
-                opened = pa.array(states, pa.binary()).cast(pa.string())
+                opened = pa.array(states, pa.string())  # (checked as UTF-8 on the way)
                 out = pa.RecordBatch.from_arrays([b.column(0), opened], schema=schema)
                 if opened.null_count:
                     out = out.filter(pc.is_valid(opened))
