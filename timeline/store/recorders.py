@@ -913,8 +913,11 @@ class _SQLiteBulkReader:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from .encryption import NONCE, TAG
+
         schema = raw_schema()
-        unseal = self.ring.unseal_runs  # type: ignore[attr-defined]
+        unseal = self.ring.unseal_split  # type: ignore[attr-defined]
+        empty = pa.scalar(b"", pa.binary())
 
         def batches() -> Iterator[pa.RecordBatch]:
             for b in reader:
@@ -923,9 +926,12 @@ class _SQLiteBulkReader:
                 sids = b.column(1)  # rows come in runs of one stream: found here, in Arrow
                 changes = pc.not_equal(sids.slice(1), sids.slice(0, len(sids) - 1))
                 starts = [0, *(pc.add(pc.indices_nonzero(changes), 1).to_pylist())]
+                sealed = b.column(2)  # the library's layout, nonce, tag, ciphertext, split here in C++
+                nonces = pc.binary_slice(sealed, 0, NONCE).to_pylist()
+                data = pc.binary_join_element_wise(pc.binary_slice(sealed, NONCE + TAG, (1 << 31) - 1),
+                                                   pc.binary_slice(sealed, NONCE, NONCE + TAG), empty).to_pylist()
                 try:
-                    states = unseal(pc.take(sids, pa.array(starts, pa.int64())).to_pylist(), starts,
-                                    b.column(2).to_pylist())
+                    states = unseal(pc.take(sids, pa.array(starts, pa.int64())).to_pylist(), starts, nonces, data)
                 except KeyProblem as e:
                     found.append(e)
                     raise
