@@ -608,13 +608,6 @@ class TimelineRecorderMixin:
                         "ON e.originator_id = k.stream_id WHERE k.wrapped IS NULL")
             return int(cur.fetchall()[0][0])
 
-    def forgotten(self) -> list[tuple[str, int]]:
-        """(stream id, when, µs) of every forgotten patient."""
-        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            cur = self._plain_cursor(c)
-            cur.execute(f"SELECT stream_id, forgotten_us FROM {self.names.keys} WHERE wrapped IS NULL ORDER BY 2")
-            return [tuple(r) for r in cur.fetchall()]
-
     def id_prefixes(self) -> list[int]:
         """Every key of the id index (the first 8 bytes of every stored id), for `timeline verify`."""
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
