@@ -221,25 +221,15 @@ class KeyRing:
                              "was changed outside the tool") from None
 
     def unseal_many(self, stream_ids: list[str], states: list[bytes]) -> list[bytes | None]:
-        """`unseal` of many rows (None for a forgotten patient's), one run of the same stream at a time."""
+        """`unseal` of many rows (None for a forgotten patient's): split here, opened by `unseal_split`."""
         starts = [i for i in range(len(stream_ids)) if i == 0 or stream_ids[i] != stream_ids[i - 1]]
-        return self.unseal_runs([stream_ids[i] for i in starts], starts, states)
-
-    def unseal_runs(self, run_streams: list[str], run_starts: list[int], states: list[bytes]) -> list[bytes | None]:
-        """Rows given as runs (the stream of each run, the index of its first row: a bulk read finds them in
-        Arrow), opened at the speed of the cipher: one AEAD object per run, a comprehension per run."""
-        if len(run_streams) == 1:  # one stream: no slicing of the rows
-            return self._unseal_run(run_streams[0], states)
-        out: list[bytes | None] = []
-        ends = [*run_starts[1:], len(states)]
-        for sid, a, b in zip(run_streams, run_starts, ends, strict=True):
-            out.extend(self._unseal_run(sid, states[a:b]))
-        return out
+        return self.unseal_split([stream_ids[i] for i in starts], starts, [st[:NONCE] for st in states],
+                                 [st[NONCE + TAG:] + st[NONCE:NONCE + TAG] for st in states])
 
     def unseal_split(self, run_streams: list[str], run_starts: list[int], nonces: list[bytes],
                      sealed: list[bytes]) -> list[bytes | None]:
-        """`unseal_runs` of rows already split into nonce and ciphertext-with-tag (a bulk read splits them in
-        Arrow): per run, the AEAD is mapped over the rows from C, with no Python step per row."""
+        """Rows given as runs of one stream (its id, the index of its first row), already split into nonce and
+        ciphertext-with-tag (a bulk read splits them in Arrow): per run, the AEAD is mapped over the rows from C."""
         out: list[bytes | None] = []
         ends = [*run_starts[1:], len(nonces)]
         for sid, a, b in zip(run_streams, run_starts, ends, strict=True):
@@ -257,16 +247,3 @@ class KeyRing:
                 raise KeyProblem(f"an event of stream {sid} fails its authentication: the store is damaged or was "
                                  "changed outside the tool") from None
         return out
-
-    def _unseal_run(self, sid: str, states: list[bytes]) -> list[bytes | None]:
-        cipher = self.ciphers.get(sid)
-        if cipher is None:
-            if sid not in self.ciphers:
-                raise KeyProblem(f"no key row for stream {sid}: the store is damaged; nothing was read")
-            return [None] * len(states)
-        dec = cipher._aead.decrypt
-        try:  # the library's layout is nonce, tag, ciphertext; the AEAD takes ciphertext then tag
-            return [dec(st[:NONCE], st[NONCE + TAG:] + st[NONCE:NONCE + TAG], None) for st in states]
-        except Exception:  # noqa: BLE001 - InvalidTag: a changed byte, reported as damage
-            raise KeyProblem(f"an event of stream {sid} fails its authentication: the store is damaged or was "
-                             "changed outside the tool") from None
