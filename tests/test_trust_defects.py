@@ -58,6 +58,26 @@ def test_a_derived_id_equal_to_another_patients_explicit_id_is_refused(durable_s
                        {**FOLLOW_UP, "patient_id": "ADV-3", "event_id": fresh}])
 
 
+def test_an_id_index_written_while_a_large_file_is_appended_still_finds_every_id(durable_store, monkeypatch):
+    """The index keys of a long append are written as it goes (bounded memory), not at its end: an explicit
+    id equal to a derived id of the same input is refused whether that id's key is already written or pending."""
+    import timeline.store.eventstore as eventstore
+    import timeline.store.recorders as recorders
+
+    monkeypatch.setattr(recorders, "PREFIX_CHUNK", 3)
+    monkeypatch.setattr(eventstore, "BATCH", 2)
+    counts = [{**COUNT, "patient_id": f"JH-{i:02d}", "anc_e9_per_l": 0.1 * i} for i in range(1, 9)]
+    with Timeline.open(durable_store) as tl:
+        for taken in (counts[0], counts[-1]):  # written by a flush before the thief's batch / still pending
+            thief = {**FOLLOW_UP, "event_id": derived_id(taken)}
+            with pytest.raises(RejectedError, match="another patient's event"):
+                tl.ingest([*counts, thief])
+        assert tl.patients() == []
+        assert tl.ingest(counts).new == 8
+        with pytest.raises(RejectedError, match="another patient's event"):
+            tl.record({**FOLLOW_UP, "event_id": derived_id(counts[4])})
+
+
 def test_a_retraction_never_hides_another_patients_event_with_the_same_id(tmp_path):
     """A store written before ids were unique may hold one id twice: the projections join amendments on
     patient and id, so JH-01's retraction leaves ADV-1's follow-up visible."""

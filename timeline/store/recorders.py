@@ -106,6 +106,7 @@ class Dialect:
     ids_options: str = ""  # table options of the id index
     int_list: str = ""  # a SELECT of the integers of one bound list
     pack_ints: Callable[[list[int]], Any] = list  # the bound value of that list
+    int_key: str = "BIGINT PRIMARY KEY"  # a 64-bit integer key column (SQLite: the rowid itself, one b-tree)
 
     def sql(self, text: str) -> str:
         return text.replace("?", self.ph)
@@ -123,6 +124,7 @@ SQLITE = Dialect(
     ids_options=" WITHOUT ROWID",
     int_list="SELECT value FROM json_each(?) WHERE true",  # WHERE: SQLite's upsert after a SELECT needs one
     pack_ints=json.dumps,
+    int_key="INTEGER PRIMARY KEY",
 )
 POSTGRES = Dialect(
     ph="%s",
@@ -154,7 +156,7 @@ def _tables(d: Dialect, n: Names) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {n.ids} ("
         f"event_id {d.blob} PRIMARY KEY, patient_id TEXT NOT NULL, "
         f"version BIGINT NOT NULL, digest {d.blob} NOT NULL){d.ids_options}",
-        f"CREATE TABLE IF NOT EXISTS {n.prefixes} (k BIGINT PRIMARY KEY)",
+        f"CREATE TABLE IF NOT EXISTS {n.prefixes} (k {d.int_key})",
         f"CREATE TABLE IF NOT EXISTS {n.clock} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {n.sources} ("
         f"source_record_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, event_id {d.blob} NOT NULL, "
@@ -181,17 +183,19 @@ def prefix_keys(event_ids: Sequence[bytes]) -> tuple[int, ...]:
     return struct.unpack(">" + "q8x" * len(event_ids), b"".join(event_ids))
 
 
-PREFIX_CHUNK = 500_000  # index keys written by one statement
+PREFIX_CHUNK = 100_000  # index keys kept before they are written, in order, by one statement
 
 
 def _insert_prefixes(c: Cursor, d: Dialect, table: str, keys: Sequence[int]) -> None:
     """Add index keys (ids' first 8 bytes), in order, one statement per chunk (the database unpacks the list:
-    no bound row per id). In order, a bulk load appends to the index's b-tree instead of inserting at random
-    places (which tripled the ingest time of 1.5M events). Sorted by polars: 1.5M keys in 0.1 s, where
-    Python's `sorted` took 1.0 s and the database's ORDER BY 1.2 s."""
-    import polars as pl
+    no bound row per id). In order, the b-tree's pages are visited once each, left to right, instead of at
+    random (which tripled the ingest time of 1.5M events). Sorted by numpy: 100,000 keys in a few ms, where
+    Python's `sorted` takes 65 ms; numpy adds 16 MB to the process where polars added 45 MB."""
+    if not keys:
+        return
+    import numpy as np
 
-    ordered = pl.Series("k", keys, dtype=pl.Int64).unique().sort().to_list()
+    ordered = np.unique(np.fromiter(keys, dtype=np.int64, count=len(keys))).tolist()
     for i in range(0, len(ordered), PREFIX_CHUNK):
         c.execute(d.sql(f"INSERT INTO {table} (k) {d.int_list} ON CONFLICT (k) DO NOTHING"),
                   [d.pack_ints(ordered[i:i + PREFIX_CHUNK])])
@@ -431,6 +435,8 @@ class AppendTransaction:
         self._prefixes.extend(keys)
         if self._pending is not None:
             self._pending.update(keys)
+        if len(self._prefixes) >= PREFIX_CHUNK:  # bounded memory: a bulk load writes them as it goes
+            self.flush_prefixes()
         if sources:
             self.c.executemany(
                 self.d.sql(
@@ -965,7 +971,7 @@ class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApp
     def _plain_cursor(self, c: Any) -> Cursor:
         cursor = c.sqlite_cursor
         # A large page cache keeps the id index's random inserts in memory during bulk appends.
-        cursor.execute("PRAGMA cache_size = -262144")  # KiB, i.e. 256 MiB, per writer connection
+        cursor.execute("PRAGMA cache_size = -131072")  # KiB, i.e. 128 MiB, per writer connection
         with contextlib.suppress(sqlite3.OperationalError):  # refused once this connection has used temp storage
             cursor.execute("PRAGMA temp_store = MEMORY")  # the batch savepoint's sub-journal
         return cursor
