@@ -72,12 +72,19 @@ def _waiting() -> None:
     print("waiting for `timeline project` to commit its catch-up …", file=sys.stderr)
 
 
-def open_view(tl: Any, args: argparse.Namespace):
+def open_view(tl: Any, args: argparse.Namespace, query: str | None = None):
     """The view a reading command answers from; its notes (e.g. the file is behind the store) go to stderr.
-    At a data lock (`--lock`), everything is read as known then, with the lock's parameters."""
+    At a data lock (`--lock`), everything is read as known then, with the lock's parameters. A `query` that
+    can only see some patients' rows (`patient_filter`), asked of another date, time or parameters than the
+    file's, is answered from a replay of those patients' streams instead of a recomputed cohort."""
     lock = apply_lock(tl, args)
+    patients = None
+    if query is not None and not args.fresh and (args.as_of or args.known_at or _params(args)):
+        from ..queries.patient_filter import patients_of
+
+        patients = patients_of(query)
     view = tl.as_of(args.as_of, args.known_at, _params(args), fresh=args.fresh, on_wait=_waiting,
-                    memory_limit=getattr(args, "memory_limit", None))
+                    memory_limit=getattr(args, "memory_limit", None), patients=patients)
     if lock is not None:
         at_lock(view, lock)
     for note in view.notes:
@@ -104,7 +111,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from ..app import Timeline
 
-    with Timeline.open(args.store, create=False) as tl, open_view(tl, args) as view:
+    with Timeline.open(args.store, create=False) as tl, open_view(tl, args, query=args.query) as view:
         emit(view.sql(args.query, timeout=args.timeout or None), args)
     return DONE
 
