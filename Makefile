@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/web.py
 	$(PY) benchmarks/exchange.py
 	$(PY) benchmarks/encryption.py
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) timeline-data .pytest_cache .hypothesis

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from eventsourcing.application import Application
@@ -17,12 +18,16 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def arguments(doc: str, argv: list[str] | None) -> argparse.Namespace:
+def arguments(doc: str, argv: list[str] | None,
+              more: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The options every benchmark takes; `more(parser)` adds a benchmark's own."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--peer-patients", type=int, default=500)
+    if more is not None:
+        more(ap)
     return ap.parse_args(argv)
 
 

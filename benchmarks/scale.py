@@ -1,0 +1,566 @@
+"""Scale benchmark (issue 15, points 1 and 4): every figure of a cohort of N patients through the `timeline`
+command (and the Python API where the issue names it), each beside its target, PASS or FAIL.
+
+    python benchmarks/scale.py [--patients 10000] [--repeat 3] [--seed 1] [--workdir DIR]
+                               [--store postgresql://USER@HOST:PORT/DB]
+
+Figures (medians over `--repeat` runs; the short commands, which cost about a second each, are run
+max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
+  - ingest: events/s of `timeline ingest FILE` into an empty SQLite store, wall clock of the command;
+  - floor: DuckDB reading every field of the same JSON Lines file into a table of a fresh DuckDB file
+    (`CREATE TABLE t AS SELECT * FROM read_json(FILE, format='newline_delimited', union_by_name=true)`,
+    connect to close, timed inside its process);
+  - full build, in-process (`Timeline.project(rebuild=True)`, timed inside its process) and through the
+    command `timeline project --rebuild` (wall clock, start-up included); each / floor;
+  - catch-up: `timeline project` after 1% more events (for 10% of the existing patients, appended by
+    `timeline ingest`, untimed), as % of `timeline project --rebuild`; the projection file is restored
+    to its built state before each run (the new events are dated up to the cohort's last day, some after a
+    patient's death); its fixed part, `timeline project` with nothing new, is printed beside it;
+  - start-up: `timeline --store S sql "select 1"`; "beyond start-up" = the median, over the runs of a
+    command, of its time minus that of a start-up run made just before it (pairs: the machine's load
+    changes less within a pair than across the run);
+  - cohort as-of: `timeline sql "select count(*) from endpoints" --as-of DATE` (DATE: the middle of the
+    cohort's span of clinical dates);
+  - one patient as-of: `timeline sql "select * from endpoints where patient_id = 'P'" --as-of DATE`, and
+    the same query on `Timeline.as_of(DATE, patients=[P])` (the per-patient replay) in a warm process,
+    timed per call (the first call, with its imports, is printed apart);
+  - `timeline history P`;
+  - with `--store postgresql://…` (a fresh schema per run in that database, created if missing, dropped at
+    the end): ingest with 1 writer and with 4 concurrent writers (the cohort file split by patient into 4
+    files, 4 `timeline ingest` processes started together, wall clock to the last one's end; the store's
+    tables made before, untimed), and the full build reading from PostgreSQL, beside the same figures on
+    SQLite (4 writers into one SQLite store included).
+
+Peak memory of a step = the larger of two measures of the step's process tree:
+  - the kernel's: `os.wait4` on each process of the step (what `/usr/bin/time -f %M` reports), i.e. the
+    largest resident set any one process of the tree reached (the process itself or a descendant it
+    waited for: the kernel folds those in). `resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` deltas are not
+    used: that value is the maximum over every child this script ever waited for, so it only moves when a
+    step exceeds all the earlier ones;
+  - a sampled sum: every 50 ms, the resident sets of the step's processes and all their descendants
+    (/proc), added up; the largest sum (what processes alive together held; a peak shorter than 50 ms
+    can be missed).
+
+Every temporary file (stores, DuckDB files, split cohort) is in a folder under `--workdir` (default
+benchmarks/out), removed at the end; the cohort file is generated once by `timeline.testing.cohort` into
+benchmarks/out, which is slow for large N: ~240,000 events/s on one core (measured at 500 patients), so about
+65 s for 100,000 patients and 11 min for 1,000,000.
+No step holds the events in this process: the file is counted, split and extended line by line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peer import OUT, arguments, cohort_file  # noqa: E402
+
+TIMELINE = [sys.executable, "-m", "timeline"]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MB = 2**20
+
+FLOOR_CHILD = r"""
+import json, sys, time
+import duckdb
+path, db = sys.argv[1], sys.argv[2]
+t = time.perf_counter()
+con = duckdb.connect(db)
+con.execute("CREATE TABLE t AS SELECT * FROM read_json('" + path.replace("'", "''") + "', "
+            "format='newline_delimited', union_by_name=true)")
+con.close()
+dt = time.perf_counter() - t
+con = duckdb.connect(db, read_only=True)
+n, lo, hi = con.execute("SELECT count(*), min(occurred_on), max(occurred_on) FROM t").fetchone()
+cols = len(con.execute("DESCRIBE t").fetchall())
+print(json.dumps({"seconds": dt, "rows": n, "columns": cols, "first": str(lo), "last": str(hi)}))
+"""
+
+BUILD_CHILD = r"""
+import json, sys, time
+from timeline.app import Timeline
+tl = Timeline.open(sys.argv[1], create=False)
+t = time.perf_counter()
+r = tl.project(rebuild=True)
+dt = time.perf_counter() - t
+tl.close()
+print(json.dumps({"seconds": dt, "events": r.rows_read, "patients": r.patients}))
+"""
+
+ONE_PATIENT_CHILD = r"""
+import json, statistics, sys, time
+from timeline.app import Timeline
+store, day, pid, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+query = f"select * from endpoints where patient_id = '{pid}'"
+tl = Timeline.open(store, create=False)
+def one():
+    t = time.perf_counter()
+    with tl.as_of(day, patients=[pid]) as view:
+        rows = view.sql(query).height
+    return time.perf_counter() - t, rows
+first, rows = one()
+times = [one()[0] for _ in range(n)]
+tl.close()
+print(json.dumps({"first": first, "seconds": statistics.median(times), "rows": rows}))
+"""
+
+
+# -- running a step: wall clock, output, peak memory of its process tree ---------------------------------
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class TreeSampler(threading.Thread):
+    """The largest sum of resident sets of `roots` and their descendants, sampled every `every` seconds."""
+
+    def __init__(self, roots: list[int], every: float = 0.05):
+        super().__init__(daemon=True)
+        self.roots, self.every, self.peak = roots, every, 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            stack, total = list(self.roots), 0
+            while stack:
+                pid = stack.pop()
+                total += _rss(pid)
+                stack.extend(_children(pid))
+            self.peak = max(self.peak, total)
+            if self._stop_event.wait(self.every):
+                return
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak
+
+
+@dataclass
+class Run:
+    seconds: float  # wall clock, from the first start to the last end
+    peak_mb: float  # the larger of wait4's max RSS and the sampled sum (module docstring)
+    out: list[str]  # stdout of each process
+
+    def child(self) -> dict:
+        """The JSON line a child script printed last."""
+        return json.loads(self.out[0].strip().splitlines()[-1])
+
+
+def measure(*cmds: list[str]) -> Run:
+    """Run the commands together; wait for all (exit status checked)."""
+    files, procs = [], []
+    os.sync()  # earlier writes are written back before anything is timed
+    t = time.perf_counter()
+    for cmd in cmds:
+        o, e = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        procs.append(subprocess.Popen(cmd, stdout=o, stderr=e))
+        files.append((o, e))
+    sampler = TreeSampler([p.pid for p in procs])
+    sampler.start()
+    maxrss = 0
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        maxrss = max(maxrss, usage.ru_maxrss * 1024)  # KiB on Linux
+    seconds = time.perf_counter() - t
+    sampled = sampler.stop()
+    outs = []
+    for cmd, p, (o, e) in zip(cmds, procs, files, strict=True):
+        o.seek(0)
+        e.seek(0)
+        out, err = o.read().decode(), e.read().decode()
+        o.close()
+        e.close()
+        if p.returncode:
+            raise RuntimeError(f"{' '.join(map(str, cmd))} exited {p.returncode}:\n"
+                               f"{err[-3000:]}")
+        outs.append(out)
+    return Run(seconds, max(maxrss, sampled) / MB, outs)
+
+
+def runs(n: int, step: Callable[[], Run], setup: Callable[[], None] | None = None,
+         seconds: Callable[[Run], float] = lambda r: r.seconds) -> tuple[float, float, Run]:
+    """Median seconds and largest peak (MB) of `n` runs of `step`, and its last run; `setup()` untimed."""
+    times, peak, last = [], 0.0, None
+    for _ in range(n):
+        if setup is not None:
+            setup()
+        last = step()
+        times.append(seconds(last))
+        peak = max(peak, last.peak_mb)
+    return statistics.median(times), peak, last
+
+
+def timeline(store: str | Path, *args: str) -> list[str]:
+    return [*TIMELINE, "--store", str(store), *map(str, args)]
+
+
+def python(child: str, *args: str | Path) -> list[str]:
+    return [sys.executable, "-c", child, *map(str, args)]
+
+
+def in_child(r: Run) -> float:
+    return r.child()["seconds"]
+
+
+# -- the files: counted, split, extended line by line ------------------------------------------------------
+def count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n
+
+
+def split_by_patient(path: Path, parts: int, folder: Path) -> list[Path]:
+    """The cohort's patients dealt round-robin into `parts` files (a patient's lines are consecutive)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"part-{i + 1}-of-{parts}.jsonl" for i in range(parts)]
+    outs = [open(p, "w", encoding="utf-8", buffering=1 << 20) for p in paths]
+    key, last, k = '"patient_id":"', None, -1
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                i = line.index(key) + len(key)
+                pid = line[i:line.index('"', i)]
+                if pid != last:
+                    last, k = pid, k + 1
+                outs[k % parts].write(line)
+    finally:
+        for o in outs:
+            o.close()
+    return paths
+
+
+def more_events(patients: int, events: int, out: Path) -> tuple[int, int]:
+    """1% more events (at least 1) for existing patients, written to `out`: for every 10th patient (10% of
+    them), blood counts and follow-up contacts dated back from the cohort's last day, one day apart per
+    patient. Returns (events, patients touched)."""
+    from timeline.testing.cohort import DATE_LIMIT, patient_id
+
+    n, touched = max(1, events // 100), max(1, patients // 10)
+    step = max(1, patients // touched)
+    with open(out, "w", encoding="utf-8") as f:
+        for k in range(n):
+            pid = patient_id((k % touched) * step)
+            day = (DATE_LIMIT - timedelta(days=k // touched)).isoformat()
+            if k % 2:
+                row = {"type": "follow_up", "patient_id": pid, "occurred_on": day, "disease_status": "not_assessed",
+                       "note": f"scale benchmark contact {k}"}
+            else:
+                row = {"type": "blood_count", "patient_id": pid, "occurred_on": day,
+                       "anc_e9_per_l": 1 + (k % 90) / 10, "platelets_e9_per_l": 50 + k % 200}
+            f.write(json.dumps(row) + "\n")
+    return n, min(touched, n)
+
+
+def new_count(out: str) -> int:
+    """The N of `timeline ingest`'s "FILE: N new, M already present, K corrected" lines, added up."""
+    return sum(int(line.split(": ", 1)[1].split(" new")[0].replace(",", ""))
+               for line in out.splitlines() if " new, " in line)
+
+
+# -- PostgreSQL: a fresh schema per run --------------------------------------------------------------------
+class Postgres:
+    def __init__(self, url: str):
+        import psycopg
+
+        self.psycopg, self.url, self.schemas = psycopg, url.split("?")[0], []
+        base, _, dbname = self.url.rpartition("/")
+        with psycopg.connect(f"{base}/postgres", connect_timeout=5, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+
+    def fresh(self) -> str:
+        """A new empty store (its tables made) in a new schema; its URL."""
+        from timeline.app import Timeline
+
+        schema = f"scale_{uuid.uuid4().hex[:12]}"
+        self.schemas.append(schema)
+        url = f"{self.url}?schema={schema}"
+        Timeline.open(url).close()
+        return url
+
+    def drop(self, url: str | None = None) -> None:
+        """Drop the schema of `url` (None: every schema this run made)."""
+        names = [url.rpartition("schema=")[2]] if url else list(self.schemas)
+        with self.psycopg.connect(self.url, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                self.schemas.remove(name)
+
+
+def fresh_folder(folder: Path, create: bool = False) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    if create:
+        from timeline.app import Timeline
+
+        Timeline.open(folder).close()
+    return folder
+
+
+# -- the figures -----------------------------------------------------------------------------------------
+@dataclass
+class Figure:
+    name: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+
+
+def ingest_figures(store_of: Callable[[], str | Path], files: list[Path], events: int, repeat: int,
+                   done: Callable[[str | Path], None]) -> tuple[float, float, str | Path]:
+    """Median events/s and peak MB of `timeline ingest` of `files` (one process per file, together) into a
+    fresh store each run; the last run's store is kept (returned), the others passed to `done`."""
+    stores: list[str | Path] = []
+
+    def step() -> Run:
+        stores.append(store_of())
+        r = measure(*(timeline(stores[-1], "ingest", f) for f in files))
+        stored = sum(new_count(o) for o in r.out)
+        if stored != events:
+            raise RuntimeError(f"ingest stored {stored:,} events, the file holds {events:,}")
+        return r
+
+    t, peak, _ = runs(repeat, step)
+    for s in stores[:-1]:
+        done(s)
+    return events / t, peak, stores[-1]
+
+
+def build_figures(store: str | Path, repeat: int) -> dict[str, float]:
+    t_in, peak_in, last = runs(repeat, lambda: measure(python(BUILD_CHILD, store)), seconds=in_child)
+    t_cmd, peak_cmd, _ = runs(repeat, lambda: measure(timeline(store, "project", "--rebuild")))
+    return {"in": t_in, "in_peak": peak_in, "cmd": t_cmd, "cmd_peak": peak_cmd, "events": last.child()["events"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    def more(ap) -> None:
+        ap.add_argument("--workdir", type=Path, default=OUT, help="where the temporary folder goes")
+        ap.add_argument("--store", default="sqlite",
+                        help="sqlite (default), or a postgresql:// URL to add the PostgreSQL figures")
+
+    args = arguments(__doc__, argv, more)
+    pg_url = args.store if args.store.startswith(("postgresql://", "postgres://")) else None
+    if pg_url is None and args.store != "sqlite":
+        raise SystemExit(f"--store {args.store!r}: give sqlite or a postgresql:// URL")
+    short, api_n, R = max(args.repeat, 5), max(args.repeat, 15), args.repeat
+
+    path = cohort_file(args.patients, args.seed)
+    events, size_mb = count_lines(path), path.stat().st_size / 1e6
+    print(f"scale benchmark: {args.patients:,} patients, {events:,} events, {size_mb:,.0f} MB JSON Lines, "
+          f"{os.cpu_count()} cores, {R} run(s)", flush=True)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    for name in ("TIMELINE_STORE", "TIMELINE_PROJECTIONS"):
+        os.environ.pop(name, None)
+    figures: list[Figure] = []
+    compare: list[tuple[str, str, str]] = []
+    pg = Postgres(pg_url) if pg_url else None
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"scale-{args.patients}-", dir=args.workdir) as tmp:
+            work = Path(tmp)
+            # the projection files of PostgreSQL stores go here, not to the user's data directory
+            os.environ["TIMELINE_PROJECTIONS_DIR"] = str(work / "server-projections")
+            _figures(args, path, events, work, pg, figures, compare, short, api_n)
+    finally:
+        if pg is not None and pg.schemas:
+            pg.drop()
+
+    ok = {True: "PASS", False: "FAIL", None: ""}
+    print()
+    print(f"scale benchmark: N = {args.patients:,} patients, {events:,} events, {size_mb:,.0f} MB JSON Lines, "
+          f"{os.cpu_count()} cores, median of {R} run(s) ({short} for the short commands, {api_n} for "
+          "Timeline.as_of)")
+    print(f"load average (1 min) at the start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}: other work on the "
+          "machine slows every figure" if max(load[0], os.getloadavg()[0]) > 1 else
+          f"load average (1 min) at the start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}")
+    table([("figure", "value", "target", "result"), *((f.name, f.value, f.target, ok[f.ok]) for f in figures)])
+    if compare:
+        print()
+        table([("figure", "SQLite", "PostgreSQL"), *compare])
+    return 0
+
+
+def table(rows: list[tuple[str, ...]]) -> None:
+    """Rows as columns separated by |: the first column left-aligned, the rest right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        print("  " + " | ".join(cells).rstrip())
+
+
+def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, figures: list[Figure],
+             compare: list[tuple[str, str, str]], short: int, api_n: int) -> None:
+    R = args.repeat
+    add = lambda *a: figures.append(Figure(*a))  # noqa: E731
+    rm = lambda s: shutil.rmtree(s, ignore_errors=True)  # noqa: E731
+    mem = lambda mb: f"{mb:,.0f} MB"  # noqa: E731
+
+    # ingest (1 writer) into an empty SQLite store; the last store is the one every later step reads
+    rate, peak, store = ingest_figures(lambda: fresh_folder(work / f"sqlite-{uuid.uuid4().hex[:6]}"), [path],
+                                       events, R, rm)
+    print(f"  ingest: {rate:,.0f} events/s, peak {peak:,.0f} MB", flush=True)
+    add("ingest (timeline ingest, SQLite)", f"{rate:,.0f} events/s", ">= 150,000", rate >= 150_000)
+    add("  peak memory of the ingest", mem(peak))
+    sqlite_ingest = (rate, peak)
+
+    # the floor: DuckDB reading every field of the file into a table
+    db = work / "floor.duckdb"
+
+    def no_floor_file() -> None:
+        for suffix in ("", ".wal"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+
+    t_floor, peak_floor, last = runs(R, lambda: measure(python(FLOOR_CHILD, path, db)), setup=no_floor_file,
+                                     seconds=in_child)
+    no_floor_file()
+    floor = last.child()
+    if floor["rows"] != events:
+        raise RuntimeError(f"the floor read {floor['rows']:,} rows, the file holds {events:,}")
+    first, last_day = date.fromisoformat(floor["first"][:10]), date.fromisoformat(floor["last"][:10])
+    day = (first + (last_day - first) / 2).isoformat()
+    print(f"  floor: {t_floor:.2f} s ({floor['columns']} columns), clinical dates {first} to {last_day}", flush=True)
+    add("floor: DuckDB read_json, every field", f"{t_floor:.2f} s")
+    add("  peak memory of the floor", mem(peak_floor))
+
+    # full build, in-process and through the command
+    b = build_figures(store, R)
+    if b["events"] != events:
+        raise RuntimeError(f"the build read {b['events']:,} events, the store holds {events:,}")
+    print(f"  full build: in-process {b['in']:.2f} s, command {b['cmd']:.2f} s", flush=True)
+    for what, key in (("in-process (Timeline.project)", "in"), ("command (project --rebuild)", "cmd")):
+        ratio = b[key] / t_floor
+        add(f"full build, {what}", f"{b[key]:.2f} s = {ratio:.2f}x floor", "<= 2x floor", ratio <= 2)
+        add(f"  peak memory, {what.split(' (')[0]}", mem(b[f"{key}_peak"]), "<= 4,096 MB", b[f"{key}_peak"] <= 4096)
+
+    # start-up, and the reads beyond it: each run of a read paired with a run of the start-up just before it
+    # (the machine's load changes between them less than over the whole benchmark)
+    from timeline.testing.cohort import patient_id
+
+    startup = lambda: measure(timeline(store, "sql", "select 1")).seconds  # noqa: E731
+    pid = patient_id(args.patients // 2)
+    reads = [
+        (f"cohort as-of {day} (count(*) from endpoints)",
+         ["sql", "select count(*) from endpoints", "--as-of", day], 5.0),
+        (f"one patient as-of, command ({pid})",
+         ["sql", f"select * from endpoints where patient_id = '{pid}'", "--as-of", day], 0.1),
+        (f"timeline history {pid}", ["history", pid], 0.1),
+    ]
+    starts, rows = [startup() for _ in range(short)], []
+    for name, cmd, target in reads:
+        differences, peak = [], 0.0
+        for _ in range(short):
+            starts.append(startup())
+            r = measure(timeline(store, *cmd))
+            differences.append(r.seconds - starts[-1])
+            peak = max(peak, r.peak_mb)
+        beyond = statistics.median(differences)
+        value = f"{beyond * 1e3:,.0f} ms" if target < 1 else f"{beyond:.2f} s"
+        rows.append((f"{name}, beyond start-up", value,
+                     f"<= {target * 1e3:.0f} ms" if target < 1 else f"<= {target:.0f} s", beyond <= target))
+        print(f"  {name}: {beyond:.3f} s beyond start-up (median of paired differences), peak {peak:,.0f} MB",
+              flush=True)
+    t_start = statistics.median(starts)
+    print(f"  start-up {t_start:.3f} s (median of {len(starts)}; from {min(starts):.3f} to {max(starts):.3f} s)",
+          flush=True)
+    add(f"start-up (timeline sql \"select 1\", {len(starts)} runs)", f"{t_start:.3f} s", "<= 0.25 s",
+        t_start <= 0.25)
+    for row in rows:
+        add(*row)
+    api = measure(python(ONE_PATIENT_CHILD, store, day, pid, api_n)).child()
+    add(f"one patient as-of, Timeline.as_of(patients=[{pid}])", f"{api['seconds'] * 1e3:,.0f} ms", "<= 100 ms",
+        api["seconds"] <= 0.1)
+    add("  its first call in a fresh process (imports)", f"{api['first'] * 1e3:,.0f} ms")
+    print(f"  Timeline.as_of one patient: {api['seconds'] * 1e3:.1f} ms ({api['rows']} rows), first call "
+          f"{api['first'] * 1e3:.0f} ms", flush=True)
+
+    # catch-up after 1% more events, on the same store (its last step: the reads above saw the cohort alone)
+    extra = work / "one-percent-more.jsonl"
+    n_extra, touched = more_events(args.patients, events, extra)
+    added = new_count(measure(timeline(store, "ingest", extra)).out[0])
+    if added != n_extra:
+        raise RuntimeError(f"the 1% more: {added:,} stored of {n_extra:,}")
+    built, duck = work / "built.duckdb", Path(store) / "projections.duckdb"
+    shutil.copy(duck, built)
+
+    def restore() -> None:
+        Path(str(duck) + ".wal").unlink(missing_ok=True)
+        shutil.copy(built, duck)
+
+    t_catch, peak_catch, last = runs(R, lambda: measure(timeline(store, "project")), setup=restore)
+    share = t_catch / b["cmd"]
+    limit = 0.05 if args.patients >= 100_000 else 0.10
+    at = "N >= 100,000" if args.patients >= 100_000 else "N = 10,000"
+    print(f"  catch-up: {t_catch:.2f} s ({last.out[0].strip()})", flush=True)
+    add(f"catch-up after 1% more events ({n_extra:,}, {touched:,} patients)",
+        f"{t_catch:.2f} s = {share:.1%} of build", f"<= {limit:.0%} ({at})", share <= limit)
+    add("  peak memory of the catch-up", mem(peak_catch))
+    t_none, _, _ = runs(short, lambda: measure(timeline(store, "project")))  # the file is now up to date
+    add("  its fixed part: timeline project with nothing new", f"{t_none:.2f} s = {t_none / b['cmd']:.1%} of build")
+
+    if pg is None:
+        return
+    # PostgreSQL beside SQLite: 1 writer, 4 concurrent writers, the full build
+    parts = split_by_patient(path, 4, work / "parts")
+    rate_pg, peak_pg, pg_store = ingest_figures(pg.fresh, [path], events, R, pg.drop)
+    print(f"  PostgreSQL ingest, 1 writer: {rate_pg:,.0f} events/s", flush=True)
+    rate_pg4, peak_pg4, s4 = ingest_figures(pg.fresh, parts, events, R, pg.drop)
+    pg.drop(s4)
+    print(f"  PostgreSQL ingest, 4 writers: {rate_pg4:,.0f} events/s", flush=True)
+    rate_sq4, peak_sq4, s4 = ingest_figures(
+        lambda: fresh_folder(work / f"sqlite4-{uuid.uuid4().hex[:6]}", create=True), parts, events, R, rm)
+    rm(s4)
+    print(f"  SQLite ingest, 4 writers: {rate_sq4:,.0f} events/s", flush=True)
+    bp = build_figures(pg_store, R)
+    if bp["events"] != events:
+        raise RuntimeError(f"the build read {bp['events']:,} events, the store holds {events:,}")
+    print(f"  PostgreSQL full build: in-process {bp['in']:.2f} s, command {bp['cmd']:.2f} s", flush=True)
+    add("ingest (timeline ingest, PostgreSQL, 1 writer)", f"{rate_pg:,.0f} events/s", ">= 150,000",
+        rate_pg >= 150_000)
+    add("ingest (PostgreSQL, 4 concurrent writers)", f"{rate_pg4:,.0f} events/s", ">= 150,000", rate_pg4 >= 150_000)
+    for what, key in (("in-process", "in"), ("command", "cmd")):
+        ratio = bp[key] / t_floor
+        add(f"full build from PostgreSQL, {what}", f"{bp[key]:.2f} s = {ratio:.2f}x floor", "<= 2x floor",
+            ratio <= 2)
+        add(f"  peak memory, {what}", mem(bp[f"{key}_peak"]), "<= 4,096 MB", bp[f"{key}_peak"] <= 4096)
+    rate_mem = lambda r, p: f"{r:,.0f}/s, {p:,.0f} MB"  # noqa: E731
+    build_mem = lambda s, p: f"{s:.2f} s, {p:,.0f} MB"  # noqa: E731
+    compare += [
+        ("ingest, 1 writer (events/s, peak)", rate_mem(*sqlite_ingest), rate_mem(rate_pg, peak_pg)),
+        ("ingest, 4 concurrent writers", rate_mem(rate_sq4, peak_sq4), rate_mem(rate_pg4, peak_pg4)),
+        ("full build, in-process (s, peak)", build_mem(b["in"], b["in_peak"]), build_mem(bp["in"], bp["in_peak"])),
+        ("full build, project --rebuild", build_mem(b["cmd"], b["cmd_peak"]), build_mem(bp["cmd"], bp["cmd_peak"])),
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
