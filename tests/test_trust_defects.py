@@ -78,6 +78,32 @@ def test_an_id_index_written_while_a_large_file_is_appended_still_finds_every_id
             tl.record({**FOLLOW_UP, "event_id": derived_id(counts[4])})
 
 
+def test_the_id_index_is_made_with_the_first_explicit_id(tmp_path):
+    """Derived ids need no index (a bulk load writes none); the first explicit id indexes the whole log, and
+    from then on every append keeps it (`timeline verify` checks it)."""
+    import sqlite3
+
+    from timeline.verify import store_findings
+
+    def keys() -> int:
+        db = sqlite3.connect(tmp_path / "data" / "events.sqlite")
+        try:
+            return db.execute("SELECT count(*) FROM timeline_event_ids").fetchone()[0]
+        finally:
+            db.close()
+
+    counts = [{**COUNT, "patient_id": f"JH-{i:02d}"} for i in range(1, 6)]
+    with Timeline.open(tmp_path / "data") as tl:
+        assert tl.ingest(counts).new == 5 and keys() == 0
+        assert "not kept yet" in next(str(f) for f in store_findings(tl) if f.check == "id index")
+        assert tl.record({**FOLLOW_UP, "event_id": str(uuid.uuid4())}).new == 1 and keys() == 6
+        assert tl.record({**FOLLOW_UP, "occurred_on": "2024-01-11"}).new == 1 and keys() == 7
+        index = next(f for f in store_findings(tl) if f.check == "id index")
+        assert index.ok and "0 event id(s) not indexed" in index.detail
+        with pytest.raises(RejectedError, match="another patient's event"):
+            tl.record({**FOLLOW_UP, "patient_id": "ADV-2", "event_id": derived_id(counts[2])})
+
+
 def test_a_retraction_never_hides_another_patients_event_with_the_same_id(tmp_path):
     """A store written before ids were unique may hold one id twice: the projections join amendments on
     patient and id, so JH-01's retraction leaves ADV-1's follow-up visible."""

@@ -19,6 +19,7 @@ import duckdb
 
 from .projections import graph
 from .projections.build import quote_ident
+from .store.recorders import ID_INDEX
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ def _store_log(tl) -> duckdb.DuckDBPyConnection:
         con.unregister("_raw")
     import pyarrow as pa
 
-    con.register("_ids", pa.table({"k": pa.array(recorder.id_prefixes(), pa.int64())}))
+    kept = recorder.id_prefixes()
+    con.register("_ids", pa.table({"k": pa.array(kept or [], pa.int64())}))
     # as unsigned 64-bit integers: the key is the id's first 8 bytes read as a signed integer
     con.execute("CREATE TABLE ids AS SELECT CAST(CASE WHEN k < 0 THEN k::HUGEINT + 18446744073709551616 ELSE k END "
                 "AS UBIGINT) AS k FROM _ids")
@@ -71,6 +73,10 @@ def store_findings(tl) -> Iterator[Finding]:
         # an id's index key: its first 8 bytes (recorders.prefix_key)
         con.execute("CREATE TABLE keys AS SELECT DISTINCT ('0x' || substr(replace(CAST(event_id AS VARCHAR), "
                     "'-', ''), 1, 16))::UBIGINT AS k FROM events")
+        if tl.store.recorder.meta(ID_INDEX) is None:
+            yield Finding("id index", True, "not kept yet: no event id was given explicitly (the index is made "
+                                            "with the first)")
+            return
         missing = con.execute("SELECT count(*) FROM keys ANTI JOIN ids USING (k)").fetchone()[0]
         extra = con.execute("SELECT count(*) FROM ids ANTI JOIN keys USING (k)").fetchone()[0]
         sealed = tl.store.recorder.forgotten_events() if tl.store.encrypted else 0  # their ids can't be read

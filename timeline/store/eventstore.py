@@ -30,6 +30,7 @@ from ..settings import SQLITE_FILE, store_location
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
 from .upcasting import upcast
 from .recorders import (
+    ID_INDEX,
     AppendTransaction,
     IntegrityError,
     StoredRow,
@@ -197,7 +198,7 @@ class _Appender:
             existing = self.tx.stream(owner)[version - 1].state
             rep.problems.append(Problem("event_id", shown, f"already recorded for this patient with other content "
                                         f"({differing(existing, body)})", line))
-        if any(target is not None for target in map(_TARGET, fresh)):
+        if any(map(_TARGET, fresh)):  # an amendment's target: 16 bytes (true), else None
             self._check_amendments(fresh)
         if not fresh:
             return
@@ -262,7 +263,7 @@ class _Appender:
         the explicitly given ids, and every id (`timeline_event_ids` keeps its first 8 bytes)."""
         versions = self.tx.next_versions(list(dict.fromkeys(map(_PATIENT, fresh))))
         base = max(self.now_us(), self.tx.last_us + 1)
-        rows, explicit, prefixes = [], [], []
+        rows, explicit = [], []
         second, prefix = -1, b""
         us = base
         for pid, eid, digest, kind, _on, body, _target, _line, _sid in fresh:
@@ -274,9 +275,8 @@ class _Appender:
             rows.append((pid, v, kind, b"%b%b.%06dZ\"}" % (body[:-1], prefix, us % 1_000_000)))
             if eid != digest:
                 explicit.append((eid, pid, v, digest))
-            prefixes.append(eid)
             us += 1
-        return rows, (explicit, prefixes), base + len(fresh) - 1
+        return rows, (explicit, list(map(_EVENT_ID, fresh))), base + len(fresh) - 1
 
     def _check_amendments(self, fresh: list) -> None:
         fresh[:] = [p if isinstance(p, Prepared) else Prepared._make(p) for p in fresh]
@@ -363,7 +363,8 @@ class EventStore:
                                      "($TIMELINE_CIPHER_KEY or a key file): a store is encrypted from its first event; "
                                      "ingest into a new data folder to encrypt (nothing was read or written)")
                 key_check, pseudonym_key = KeyRing.create(key)
-                self.recorder.set_meta_once({"key_check": key_check, "pseudonym_key": pseudonym_key})
+                # an empty store: its id index is kept from the start (sealed, its log could not be indexed later)
+                self.recorder.set_meta_once({"key_check": key_check, "pseudonym_key": pseudonym_key, ID_INDEX: "kept"})
                 check = self.recorder.meta("key_check")
             if check is not None:
                 if key is None:

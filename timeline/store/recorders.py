@@ -9,9 +9,11 @@ its `recorded_at`). Beside it, in the same database and the same transaction:
   given in the input;
 - `timeline_event_ids`: the first 8 bytes (as an integer) of every stored event's id, so an explicit id
   that may equal another patient's derived id is found (then looked for in the log): an event id is unique
-  across the store, whoever chose it. A narrow integer key keeps a bulk load fast (a full 16-byte index of
-  1.5M random ids tripled the ingest time). A store made before it is indexed once, when it is first opened
-  (`_index_existing_events`);
+  across the store, whoever chose it. It is kept from the first explicit id on (`ID_INDEX` in
+  `timeline_meta`; then the log is indexed once, in that transaction: `_index_existing_events`): until
+  then no id needs it, and a bulk load of derived ids spends nothing on it (it cost 20% of their ingest
+  time). A narrow integer key keeps a bulk load fast (a full 16-byte index of 1.5M random ids tripled the
+  ingest time). An encrypted store keeps it from the start (its log cannot be read unsealed here);
 - `timeline_meta`: name -> value: the store's identity (`store_id`, random, given when it is made), which
   the projection file records to know which store it was built from;
 - `timeline_audit`: what the audit trail records besides the amendment events: data locks (time stamped by
@@ -190,15 +192,20 @@ def _insert_prefixes(c: Cursor, d: Dialect, table: str, keys: Sequence[int]) -> 
     """Add index keys (ids' first 8 bytes), in order, one statement per chunk (the database unpacks the list:
     no bound row per id). In order, the b-tree's pages are visited once each, left to right, instead of at
     random (which tripled the ingest time of 1.5M events). Sorted by numpy: 100,000 keys in a few ms, where
-    Python's `sorted` takes 65 ms; numpy adds 16 MB to the process where polars added 45 MB."""
+    Python's `sorted` takes 65 ms; numpy adds 16 MB to the process where polars added 45 MB. A key given twice
+    (two ids sharing 8 bytes) is skipped by the upsert."""
     if not keys:
         return
     import numpy as np
 
-    ordered = np.unique(np.fromiter(keys, dtype=np.int64, count=len(keys))).tolist()
+    ordered = np.sort(np.fromiter(keys, dtype=np.int64, count=len(keys)))
     for i in range(0, len(ordered), PREFIX_CHUNK):
         c.execute(d.sql(f"INSERT INTO {table} (k) {d.int_list} ON CONFLICT (k) DO NOTHING"),
-                  [d.pack_ints(ordered[i:i + PREFIX_CHUNK])])
+                  [d.pack_ints(ordered[i:i + PREFIX_CHUNK].tolist())])
+
+
+#: the meta row saying the id index is kept (it covers every stored event)
+ID_INDEX = "id_index"
 
 
 class AppendTransaction:
@@ -223,7 +230,9 @@ class AppendTransaction:
         self.last_us: int = self._rows()[0][0]
         self._versions: dict[str, int] = {}
         self._explicit = False  # the store holds an explicitly given id (once known true, it stays so)
-        self._prefixes: list[int] = []  # index keys of the ids appended, written at the end (flush_prefixes)
+        self.c.execute(dialect.sql(f"SELECT count(*) FROM {names.meta} WHERE name = ?"), [ID_INDEX])
+        self._indexing = bool(self._rows()[0][0])  # the id index is kept (else nothing is written to it)
+        self._prefixes: list[int] = []  # index keys of the ids appended, not written yet (flush_prefixes)
         self._pending: set[int] | None = None  # the same as a set, made when first looked up (explicit ids)
 
     def _rows(self) -> list[tuple]:
@@ -331,7 +340,13 @@ class AppendTransaction:
 
     def known_prefixes(self, event_ids: Sequence[bytes]) -> list[bytes]:
         """The ids whose first 8 bytes begin a stored event's id (that event may or may not be theirs), this
-        transaction's included."""
+        transaction's included. The first look-up of a store makes the index (of every event stored)."""
+        if not self._indexing:
+            if self.ring is None:  # (an encrypted store's index was always kept: its rows stand)
+                self.c.execute(f"DELETE FROM {self.n.prefixes}")  # an earlier version's rows: made again, whole
+                _index_existing_events(self.c, self.d, self.n)
+            self.c.execute(self.d.sql(f"INSERT INTO {self.n.meta} (name, value) VALUES (?, ?)"), [ID_INDEX, "kept"])
+            self._indexing = True
         keys = {prefix_key(e): e for e in event_ids}
         rows = self._select_in(f"SELECT k FROM {self.n.prefixes}", "k", list(keys))
         if self._pending is None:
@@ -431,12 +446,13 @@ class AppendTransaction:
                 explicit,
             )
             self._explicit = True
-        keys = prefix_keys(prefixes)
-        self._prefixes.extend(keys)
-        if self._pending is not None:
-            self._pending.update(keys)
-        if len(self._prefixes) >= PREFIX_CHUNK:  # bounded memory: a bulk load writes them as it goes
-            self.flush_prefixes()
+        if self._indexing:
+            keys = prefix_keys(prefixes)
+            self._prefixes.extend(keys)
+            if self._pending is not None:
+                self._pending.update(keys)
+            if len(self._prefixes) >= PREFIX_CHUNK:  # bounded memory: a bulk load writes them as it goes
+                self.flush_prefixes()
         if sources:
             self.c.executemany(
                 self.d.sql(
@@ -476,21 +492,22 @@ class AppendTransaction:
             ),
             stored,
         )
-        for pid, ver, _t, _s in rows:
-            if ver >= self._versions.get(pid, 0):
-                self._versions[pid] = ver + 1
+        # each patient's rows come in version order (the appender numbers them so): the last is the highest
+        self._versions.update({pid: ver + 1 for pid, ver, _t, _s in rows})
         self.c.execute(self.d.sql(f"UPDATE {self.n.clock} SET last_us = ? WHERE id = 1"), [last_us])
         self.last_us = last_us
 
 
 def _index_existing_events(c: Cursor, d: Dialect, n: Names) -> None:
-    """Index the ids of a store written before every id was indexed (once, in the transaction creating the
-    index)."""
+    """Index the ids of every stored event (once: when the index is first needed), this transaction's too.
+    The keys are held as 8 bytes each (an array, not Python integers) until they are written."""
+    from array import array
+
     c.execute(f"SELECT state FROM {n.events}")
-    prefixes = []
+    keys = array("q")
     while batch := c.fetchmany(10_000):  # type: ignore[attr-defined]
-        prefixes.extend(split_state(bytes(state))[0] for (state,) in batch)
-    _insert_prefixes(c, d, n.prefixes, prefix_keys(prefixes))
+        keys.extend(prefix_keys([split_state(bytes(state))[0] for (state,) in batch]))
+    _insert_prefixes(c, d, n.prefixes, keys)
 
 
 @contextlib.contextmanager
@@ -531,8 +548,6 @@ class TimelineRecorderMixin:
             cur = self._plain_cursor(c)
             for statement in _tables(self.dialect, self.names):
                 cur.execute(statement, [str(uuid.uuid4())] if self.dialect.ph in statement else [])
-            if self.names.prefixes in missing:
-                _index_existing_events(cur, self.dialect, self.names)
 
     def _missing_tables(self) -> set[str]:
         """The timeline tables (or rows) this store does not hold yet (a new store, or one made by an earlier
@@ -614,8 +629,11 @@ class TimelineRecorderMixin:
                         "ON e.originator_id = k.stream_id WHERE k.wrapped IS NULL")
             return int(cur.fetchall()[0][0])
 
-    def id_prefixes(self) -> list[int]:
-        """Every key of the id index (the first 8 bytes of every stored id), for `timeline verify`."""
+    def id_prefixes(self) -> list[int] | None:
+        """Every key of the id index (the first 8 bytes of every stored id), for `timeline verify`; None while
+        the index is not kept (no explicit id stored yet)."""
+        if self.meta(ID_INDEX) is None:
+            return None
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             cur = self._plain_cursor(c)
             cur.execute(f"SELECT k FROM {self.names.prefixes}")
