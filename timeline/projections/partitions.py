@@ -36,9 +36,9 @@ MAX_PARTITIONS = 4096
 MIN_MEMORY = 16 * 2**20
 ENGINES = ("duckdb", "dask")
 # A rebuild is split (when --partitions is not given) so that each partition holds at most this many visible
-# events per GiB of --memory-limit. Measured: a one-piece rebuild of the 2,000-patient generated cohort (318,000
-# events) completes within a 120 MB limit (DuckDB spills what does not fit) and fails at 60 MB, in loading the
-# log, which partitions do not shorten; so this splits only stores far larger than the limit would suggest.
+# events per GiB of --memory-limit. Measured (benchmarks/partitions.py, README): DuckDB spills what does not fit,
+# and a one-piece rebuild of 10,000 generated patients (1.58M events) completes within a 150 MB limit, not 100 MB
+# (8 partitions do); each partition costs a pass, so this splits only stores well beyond that (a wide margin).
 EVENTS_PER_GIB = 2_000_000
 _VISIBLE = "_partition_visible"
 
