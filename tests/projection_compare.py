@@ -142,6 +142,7 @@ def file_differences(a: str, b: str) -> dict[str, tuple[int, int]]:
     """Per table, the rows of projection file `a` not in file `b` and of `b` not in `a` (EXCEPT ALL both ways):
     only the tables that differ. Every model is compared, the view `events` included."""
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
     con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
     out = {}
