@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from timeline.projections import graph
@@ -135,3 +136,22 @@ def assert_same_projections(a, b, ignore: Iterable[str] = (), labels: tuple[str,
     """Every projection table of views `a` and `b` equal (ignoring the columns in `ignore`)."""
     ignore = tuple(ignore)
     assert_same_snapshots(snapshot(a, ignore, tables), snapshot(b, ignore, tables), labels)
+
+
+def file_differences(a: str, b: str) -> dict[str, tuple[int, int]]:
+    """Per table, the rows of projection file `a` not in file `b` and of `b` not in `a` (EXCEPT ALL both ways):
+    only the tables that differ. Every model is compared, the view `events` included."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
+    out = {}
+    for t in graph.models():
+        counts = con.execute(f"SELECT (SELECT count(*) FROM (FROM a.{t} EXCEPT ALL FROM b.{t})), "
+                             f"(SELECT count(*) FROM (FROM b.{t} EXCEPT ALL FROM a.{t})), "
+                             f"(SELECT count(*) FROM a.{t})").fetchall()[0]
+        assert counts[2] > 0 or t == "data_queries", f"table {t} is empty: the comparison would prove nothing"
+        if counts[:2] != (0, 0):
+            out[t] = counts[:2]
+    con.close()
+    return out

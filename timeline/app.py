@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from .projections.parameters import Params
+    from .projections.partitions import Plan
     from .projections.replay import ReplayPool
     from .projections.runner import Projector, RunReport
     from .queries.views import ProjectionView
@@ -195,17 +196,18 @@ class Timeline:
         return self.store.patient_ids()
 
     # -- projections -----------------------------------------------------------------------------------
-    def projector(self, params: Mapping[str, Any] | None = None) -> Projector:
+    def projector(self, params: Mapping[str, Any] | None = None, plan: Plan | None = None) -> Projector:
         from .projections.parameters import resolve
         from .projections.runner import Projector
 
-        return Projector(self.store, self.projections_path, params=resolve(params))
+        return Projector(self.store, self.projections_path, params=resolve(params), plan=plan)
 
     def project(self, rebuild: bool = False, params: Mapping[str, Any] | None = None,
                 on_rows: Callable[[int], None] | None = None,
-                on_table: Callable[[str, int, int], None] | None = None) -> RunReport:
+                on_table: Callable[[str, int, int], None] | None = None, plan: Plan | None = None) -> RunReport:
         """Catch the projection file up with the store (or rebuild it): the only writer of the file.
-        `on_rows(n)` and `on_table(name, i, n)` report progress.
+        `on_rows(n)` and `on_table(name, i, n)` report progress; `plan`: how a rebuild goes (by partitions of
+        patients, on a Dask cluster, its memory limit; `timeline.projections.partitions.Plan`).
 
         An encrypted store's projections are never written to disk (see `IN_MEMORY`): the tables are built in
         memory, checked, and let go; the report says so."""
@@ -221,7 +223,7 @@ class Timeline:
             if on_rows is not None:
                 on_rows(read)
             return RunReport("in memory", read, patients, self.store.max_position(), note=IN_MEMORY)
-        return self.projector(params).run(rebuild=rebuild, on_rows=on_rows, on_table=on_table)
+        return self.projector(params, plan).run(rebuild=rebuild, on_rows=on_rows, on_table=on_table)
 
     def as_of(self, date: date | str | None = None, known_at: datetime | str | None = None,
               params: Mapping[str, Any] | None = None, patients: Sequence[str] | None = None,

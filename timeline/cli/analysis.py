@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DONE, clinical_date, moment, name_value
@@ -96,16 +99,47 @@ def cmd_project(args: argparse.Namespace) -> int:
     from ..app import Timeline
     from ..progress import Progress
 
+    plan = _plan(args)
     with Timeline.open(args.store, create=False) as tl:
         where = "memory only" if tl.store.encrypted else tl.projector().path
-        with Progress("project", total=tl.store.max_position(), unit="stored events read") as bar:
-            report = tl.project(rebuild=args.rebuild, params=_params(args), on_rows=bar.update,
-                                on_table=lambda name, i, n: bar.status(f"computing table {i}/{n}: {name}"))
+        with Progress("project", total=tl.store.max_position(), unit="stored events read") as bar, \
+                _memory_limited(plan):
+            report = tl.project(rebuild=args.rebuild, params=_params(args), on_rows=bar.update, plan=plan,
+                                on_table=lambda name, i, n: bar.status(f"computing {i}/{n}: {name}"))
         if report.note:
             print(f"timeline project: note: {report.note}", file=sys.stderr)
         print(f"{report.mode}: {report.rows_read} stored events read, {report.patients} patients recomputed, "
               f"position {report.position} -> {where}")
     return DONE
+
+
+def _plan(args: argparse.Namespace):
+    """How a rebuild goes (`timeline.projections.partitions.Plan`), from the options of `project`; a wrong
+    value is a usage error of one line."""
+    from ..projections.partitions import Plan, partitions_arg
+    from .errors import UsageError
+
+    try:
+        k = partitions_arg(args.partitions) if args.partitions is not None else None
+        return Plan(partitions=k, memory_limit=args.memory_limit, engine=args.engine, scheduler=args.scheduler,
+                    work_dir=args.work_dir)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+@contextlib.contextmanager
+def _memory_limited(plan) -> Iterator[None]:
+    """DuckDB's out-of-memory error (several lines of advice) as one line saying what to change."""
+    import duckdb
+
+    from ..queries.views import QueryLimitError
+
+    try:
+        yield
+    except duckdb.OutOfMemoryException as e:
+        raise QueryLimitError(f"the build needed more memory than its limit ({plan.limit}) and was stopped, the "
+                              f"projection file left as it was ({str(e).splitlines()[0]}); give --memory-limit more, "
+                              "or --partitions K to build K groups of patients one after another") from None
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -217,6 +251,19 @@ def register(sub: Any, store_arg) -> None:
     p.add_argument("--rebuild", action="store_true", help="recompute every table from scratch")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", type=name_value,
                    help="override a rule parameter (the file is rebuilt with it)")
+    p.add_argument("--partitions", metavar="K", help="rebuild in K partitions of patients (by a hash of the patient id, "
+                   "docs/architecture.md), one after another, in bounded memory; default: chosen from the number of "
+                   "events and the memory limit (one piece when the store fits)")
+    p.add_argument("--memory-limit", metavar="SIZE", help="the most memory DuckDB may use, e.g. 4GB (default: a "
+                   "quarter of the machine's memory)")
+    p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb",
+                   help="duckdb: rebuild in this process; dask: each partition a task of a Dask cluster (a local one "
+                   "of 2 workers unless --scheduler is given)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler of an existing cluster, "
+                   "e.g. tcp://scheduler:8786")
+    p.add_argument("--work-dir", metavar="DIR", type=Path, help="with --engine dask: the folder of the Parquet files "
+                   "exchanged with the workers, readable and writable by every worker (default: beside the "
+                   "projection file)")
     p.set_defaults(func=cmd_project)
 
     p = sub.add_parser("sql", help="run a read-only SQL query on the projections")

@@ -41,6 +41,7 @@ from ..store.facts import AMENDMENTS
 from . import build as building
 from .loader import amendments, create_log, fold, insert_log, visible_select, write_versions
 from .parameters import Params, resolve
+from .partitions import Plan
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,9 @@ class Projector:
     """The writer of one projection file (DuckDB admits one writer; writers queue on a lock file)."""
 
     def __init__(self, store: EventStore, path: str | os.PathLike[str] | None = None,
-                 params: Params | None = None):
+                 params: Params | None = None, plan: Plan | None = None):
         self.store = store
+        self.plan = plan if plan is not None else Plan()  # a rebuild by partitions, its memory limit (issue 15)
         self.path = Path(path) if path is not None else projections_path(store)
         if "?" in str(self.path):  # DuckDB reads what follows a '?' in a file name as options
             raise ValueError(f"the projections file {self.path} has a '?' in its path, which DuckDB cannot open; "
@@ -279,11 +281,14 @@ class Projector:
 
     def _connect_in_place(self) -> duckdb.DuckDBPyConnection | None:
         try:
-            return duckdb.connect(str(self.path), config={"preserve_insertion_order": False})
+            return duckdb.connect(str(self.path), config=self._config())
         except duckdb.Error as e:
             if is_lock_conflict(e):
                 return None
             raise
+
+    def _config(self) -> dict[str, object]:
+        return {"preserve_insertion_order": False, "memory_limit": self.plan.limit}
 
     def _in_scratch(self, work: Callable[[duckdb.DuckDBPyConnection], RunReport], copy: bool) -> RunReport:
         scratch = self._scratch()
@@ -292,7 +297,7 @@ class Projector:
                 shutil.copyfile(self.path, scratch)
                 if Path(f"{self.path}.wal").exists():  # committed work of a crashed writer, not yet checkpointed
                     shutil.copyfile(f"{self.path}.wal", f"{scratch}.wal")
-            con = duckdb.connect(str(scratch), config={"preserve_insertion_order": False})
+            con = duckdb.connect(str(scratch), config=self._config())
             private_file(scratch)  # published under the file's name: owner only, whatever the umask
             report = self._transaction(con, work)
             self._publish(scratch)
@@ -326,8 +331,11 @@ class Projector:
         create_log(con)
         read, position = _load_log(con, self.store, 0, on_rows)
         self._fold_facts(con, touched=False)
-        building.build(con, self.params, inputs={"visible_events": "main._visible_events"},
-                       file_views={"visible_events": "main._visible_events"}, on_table=self._on_table)
+        if self.plan.split(con, "main._visible_events"):  # by partitions of patients, or on a cluster
+            self.plan.build(con, self.params, "main._visible_events", self._on_table)
+        else:
+            building.build(con, self.params, inputs={"visible_events": "main._visible_events"},
+                           file_views={"visible_events": "main._visible_events"}, on_table=self._on_table)
         patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchall()[0][0]
         return RunReport("rebuild", read, patients, position)
 
