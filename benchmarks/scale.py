@@ -12,10 +12,10 @@ max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
     connect to close, timed inside its process);
   - full build, in-process (`Timeline.project(rebuild=True)`, timed inside its process) and through the
     command `timeline project --rebuild` (wall clock, start-up included); each / floor;
-  - catch-up: `timeline project` after 1% more events (for 10% of the existing patients, appended by
-    `timeline ingest`, untimed), as % of `timeline project --rebuild`; the projection file is restored
-    to its built state before each run (the new events are dated up to the cohort's last day, some after a
-    patient's death); its fixed part, `timeline project` with nothing new, is printed beside it;
+  - catch-up: `timeline project` after 1% more events (as `benchmarks/projections.py` makes them: ~80% for
+    new patients, the rest new contacts of 1% of the existing ones; appended by `timeline ingest`, untimed),
+    as % of `timeline project --rebuild`; the projection file is restored to its built state before each
+    run; its fixed part, `timeline project` with nothing new, is printed beside it;
   - start-up: `timeline --store S sql "select 1"`; "beyond start-up" = the median, over the runs of a
     command, of its time minus that of a start-up run made just before it (pairs: the machine's load
     changes less within a pair than across the run);
@@ -62,7 +62,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -260,26 +260,16 @@ def split_by_patient(path: Path, parts: int, folder: Path) -> list[Path]:
     return paths
 
 
-def more_events(patients: int, events: int, out: Path) -> tuple[int, int]:
-    """1% more events (at least 1) for existing patients, written to `out`: for every 10th patient (10% of
-    them), blood counts and follow-up contacts dated back from the cohort's last day, one day apart per
-    patient. Returns (events, patients touched)."""
-    from timeline.testing.cohort import DATE_LIMIT, patient_id
+def more_events(patients: int, seed: int, events: int, out: Path) -> tuple[int, int]:
+    """1% more events (at least 1), written to `out`, as `benchmarks/projections.py` makes them (a routine
+    import: about 80% for new patients, the rest new contacts of 1% of the existing ones), so both
+    benchmarks' catch-ups are the same work. Returns (events, patients touched)."""
+    from projections import extra_events
 
-    n, touched = max(1, events // 100), max(1, patients // 10)
-    step = max(1, patients // touched)
+    rows = extra_events(patients, seed, max(1, events // 100))
     with open(out, "w", encoding="utf-8") as f:
-        for k in range(n):
-            pid = patient_id((k % touched) * step)
-            day = (DATE_LIMIT - timedelta(days=k // touched)).isoformat()
-            if k % 2:
-                row = {"type": "follow_up", "patient_id": pid, "occurred_on": day, "disease_status": "not_assessed",
-                       "note": f"scale benchmark contact {k}"}
-            else:
-                row = {"type": "blood_count", "patient_id": pid, "occurred_on": day,
-                       "anc_e9_per_l": 1 + (k % 90) / 10, "platelets_e9_per_l": 50 + k % 200}
-            f.write(json.dumps(row) + "\n")
-    return n, min(touched, n)
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    return len(rows), len({row["patient_id"] for row in rows})
 
 
 def new_count(out: str) -> int:
@@ -505,7 +495,7 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
 
     # catch-up after 1% more events, on the same store (its last step: the reads above saw the cohort alone)
     extra = work / "one-percent-more.jsonl"
-    n_extra, touched = more_events(args.patients, events, extra)
+    n_extra, touched = more_events(args.patients, args.seed, events, extra)
     added = new_count(measure(timeline(store, "ingest", extra)).out[0])
     if added != n_extra:
         raise RuntimeError(f"the 1% more: {added:,} stored of {n_extra:,}")
