@@ -41,3 +41,12 @@ def server_projections_folder() -> Path:
         return Path(given).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base).expanduser() / "timeline"
+
+
+def memory_limit_default() -> str:
+    """The memory a query or a rebuild may use unless told: a quarter of the machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return "2GB"
+    return f"{max(total // 4 // 2**20, 256)}MB"

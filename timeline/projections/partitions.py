@@ -29,6 +29,7 @@ import duckdb
 
 from . import build as building
 from . import graph
+from ..settings import memory_limit_default
 from .model import VISIBLE_EVENTS
 from .parameters import Params
 
@@ -79,11 +80,6 @@ def size_bytes(text: str) -> int:
     return size
 
 
-def default_memory_limit() -> str:
-    """The memory a rebuild may use unless told: as for a query, a quarter of the machine's memory."""
-    from ..queries.views import memory_limit_default
-
-    return memory_limit_default()
 
 
 @dataclass(frozen=True)
@@ -108,7 +104,7 @@ class Plan:
 
     @property
     def limit(self) -> str:
-        return self.memory_limit or default_memory_limit()
+        return self.memory_limit or memory_limit_default()
 
     def count(self, con: duckdb.DuckDBPyConnection, visible: str) -> int:
         """The number of partitions for the visible events of relation `visible`: as given, else one per
@@ -122,15 +118,6 @@ class Plan:
     def split(self, con: duckdb.DuckDBPyConnection, visible: str) -> bool:
         """Whether a rebuild goes by partitions (or to a cluster) rather than in one piece."""
         return self.engine != "duckdb" or self.partitions is not None or self.count(con, visible) > 1
-
-    def build(self, con: duckdb.DuckDBPyConnection, params: Params, visible: str,
-              on_table: Callable[[str, int, int], None] | None = None) -> list[str]:
-        """Make every table of the file's connection `con` from the visible events of relation `visible`."""
-        if self.engine == "dask":
-            from . import cluster
-
-            return cluster.build(con, params, visible, self, on_table)
-        return build(con, params, visible, self.count(con, visible), on_table)
 
 
 def build_partition(con: duckdb.DuckDBPyConnection, params: Params, visible: str) -> list[str]:

@@ -42,7 +42,8 @@ def load_patients(con: duckdb.DuckDBPyConnection, store: EventStore, patients: I
 
 
 class _Warm:
-    """An in-memory connection with every model's query prepared for one parameter set."""
+    """An in-memory connection with every model's table, empty, and each model's query prepared for one
+    parameter set when a replay first needs it (a one-shot command prepares only what its query reads)."""
 
     def __init__(self, params: Params):
         con = duckdb.connect(config={"threads": 1})
@@ -50,13 +51,14 @@ class _Warm:
         create_log(con)
         con.execute(f"CREATE TABLE _fv AS {VERSIONS_SQL}", fold([], None))
         con.execute(f"CREATE TABLE {VISIBLE_EVENTS} AS SELECT * FROM ({visible_select('log', '_fv')}) LIMIT 0")
-        build(con, params)  # empty tables: their columns and types
+        for name, model in graph.models().items():  # the declared columns, in order (as every build checks)
+            columns = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in model.columns)
+            con.execute(f"CREATE TABLE {quote_ident(name)} ({columns})")
         self.tables = list(graph.models())
+        self.relations = {VISIBLE_EVENTS: VISIBLE_EVENTS} | {t: quote_ident(t) for t in self.tables}
+        self.params = params
+        self.prepared: set[str] = set()
         self.done: set[str] = set()
-        relations = {VISIBLE_EVENTS: VISIBLE_EVENTS} | {t: quote_ident(t) for t in self.tables}
-        for name, model in graph.models().items():
-            select = _PARAM.sub(lambda m: sql_literal(params[m.group(1)]), model.select(relations))
-            con.execute(f"PREPARE timeline_{name} AS INSERT INTO {quote_ident(name)} {select}")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         self.con = con
@@ -81,10 +83,15 @@ class _Warm:
             named = self.con.get_table_names(query) & set(self.tables)
         except duckdb.Error:  # a query DuckDB cannot name the tables of unbound (one with ? parameters): all
             named = set(self.tables)
-        for t in graph.upstream(named):
-            if t not in self.done:
-                self.con.execute(f"EXECUTE timeline_{t}").fetchall()  # an EXECUTE leaves its result open until read
-                self.done.add(t)
+        for t, model in graph.upstream(named).items():
+            if t in self.done:
+                continue
+            if t not in self.prepared:
+                select = _PARAM.sub(lambda m: sql_literal(self.params[m.group(1)]), model.select(self.relations))
+                self.con.execute(f"PREPARE timeline_{t} AS INSERT INTO {quote_ident(t)} {select}")
+                self.prepared.add(t)
+            self.con.execute(f"EXECUTE timeline_{t}").fetchall()  # an EXECUTE leaves its result open until read
+            self.done.add(t)
 
 
 class ReplayPool:

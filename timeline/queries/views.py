@@ -11,7 +11,6 @@ connection (they shadow the file's), by the same models and the same loader as t
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -28,6 +27,7 @@ from ..projections.build import build, quote_ident
 from ..projections.loader import load_visible
 from ..projections.parameters import Params
 from ..projections.runner import DamagedProjectionsError, FileState, damaged, is_lock_conflict, read_state
+from ..settings import memory_limit_default
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 #: how long a reader waits for a writer's catch-up to commit before giving up
@@ -88,15 +88,6 @@ def _check_names(con: duckdb.DuckDBPyConnection, query: str) -> None:
     for name in _names(tree["statements"]):
         if name.startswith(_REVEALING_PREFIXES) or name in _REVEALING_NAMES:
             raise ReadOnlyError(f"{name} is refused: it reveals the engine's settings or files, not projection data")
-
-
-def memory_limit_default() -> str:
-    """The memory a query may use by default: a quarter of the machine's memory."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return "2GB"
-    return f"{max(total // 4 // 2**20, 256)}MB"
 
 
 def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -> None:
