@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .events import Event, parse_event
 from .clock import as_date, as_utc, latest_clinical_date, us_to_datetime
 from .ingest import file_reader, prepare_objects, source_corrector
+from .projections.state import StaleProjectionsError, check_against
 from .store.eventstore import AppendReport, EventStore
 from .store.facts import Fact
 
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
     from .projections.replay import ReplayPool
     from .projections.runner import Projector, RunReport
     from .queries.views import ProjectionView
-
-
-class StaleProjectionsError(LookupError):
-    """The projection file was built from another store, or from a history the store no longer holds."""
 
 
 @dataclass(frozen=True)
@@ -255,19 +252,12 @@ class Timeline:
             return view_of(self._fresh(d, k, resolved), what, memory_limit=memory_limit)
         from .queries.views import open_file
 
-        from .projections.runner import history_mismatch
-
         view = open_file(self.projector().path, d, k, resolved, on_wait=on_wait, memory_limit=memory_limit)
-        mismatch = history_mismatch(self.store, view.state) if view.state is not None else None
-        if mismatch is not None:
+        try:
+            view.notes.extend(check_against(self.store.recorder, view.state))
+        except StaleProjectionsError:
             view.close()
-            raise StaleProjectionsError(f"{mismatch}: its tables would show events the store does not hold; run "
-                                        "`timeline project` to rebuild it (or use --fresh)")
-        if view.state is not None:
-            behind = self.store.count_after(view.state.position)
-            if behind:
-                view.notes.append(f"projections are {behind:,} event(s) behind the store; run `timeline project` "
-                                  "(or use --fresh)")
+            raise
         return view
 
     def _fresh(self, as_of: date | None, known_at: datetime | None, params: Params | None,
