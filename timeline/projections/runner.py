@@ -64,6 +64,8 @@ STORE_HISTORY_MAX_ROWS = 30_000  # a catch-up reads the touched patients' earlie
 UNOPTIMISED_MAX_ROWS = 50_000
 _FEW_ROWS_OPTIMISERS = ("filter_pushdown",)
 
+_AMENDMENT_TYPES = tuple(AMENDMENTS)
+
 
 @dataclass(frozen=True)
 class RunReport:
