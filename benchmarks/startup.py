@@ -5,6 +5,7 @@
 Makes a small store with projections in a temporary folder (fixtures/seed: `timeline ingest`, then `timeline
 project`), then times, each as a new process, `runs` times in turn:
   - `python -c pass` (the interpreter's own start, the floor every command pays);
+  - `python -c "import duckdb"` (the floor of a command that reads the projection file);
   - `timeline --store S sql "select 1"`;
   - `timeline --store S history P` (P the first patient of the seed);
   - `timeline --help` and `timeline sql --help`.
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([*timeline, "--store", store, *step], check=True, capture_output=True)
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
+            'python -c "import duckdb"': [sys.executable, "-c", "import duckdb"],
             'timeline sql "select 1"': [*timeline, "--store", store, "sql", "select 1"],
             f"timeline history {patient}": [*timeline, "--store", store, "history", patient],
             "timeline --help": [*timeline, "--help"],
