@@ -80,7 +80,7 @@ def test_sql_says_when_the_file_is_behind_without_the_store_stack(store, tmp_pat
 def test_history_imports_the_store_not_the_models(store):
     r, modules = imported(["--store", str(store), "history", "JH-01"])
     assert r.returncode == 0 and "JH-01" in r.stdout, r.stderr
-    assert not loaded(modules, tuple(m for m in HEAVY if m != "cryptography"))  # the store's cipher module: not yet lazy
+    assert not loaded(modules, HEAVY)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["sql", "--help"], ["history", "--help"]])
