@@ -278,3 +278,16 @@ def test_key_rotate_rewraps_every_key_and_the_old_key_no_longer_opens(tmp_path, 
     assert main(["--store", str(data), "audit", "--format", "json"]) == 0
     change = [r for r in json.loads(capsys.readouterr().out) if r["action"] == "key change"]
     assert len(change) == 1 and change[0]["by"] == "security" and "3 data key(s)" in change[0]["after"]
+
+
+def test_the_patient_cipher_keeps_the_library_ciphers_layout():
+    """`PatientCipher` is no subclass of the library's `AESCipher` (so a plain store never imports
+    `cryptography`), but seals in its layout: each opens what the other sealed."""
+    from eventsourcing.cryptography import AESCipher
+    from eventsourcing.utils import Environment
+
+    from timeline.store.encryption import PatientCipher
+
+    key = new_key()
+    ours, library = PatientCipher(base64.b64decode(key)), AESCipher(Environment(env={AESCipher.CIPHER_KEY: key}))
+    assert library.decrypt(ours.encrypt(b"event")) == b"event" and ours.decrypt(library.encrypt(b"event")) == b"event"

@@ -14,24 +14,21 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .events import Event, parse_event
 from .clock import as_date, as_utc, latest_clinical_date, us_to_datetime
-from .ingest import file_reader, prepare_objects, source_corrector
+from .projections.state import StaleProjectionsError, check_against
 from .store.eventstore import AppendReport, EventStore
 from .store.facts import Fact
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the event models (pydantic) and the ingest path are imported where used: reads need neither
     import polars as pl
+
+    from .events import Event
 
     from .projections.parameters import Params
     from .projections.partitions import Plan
     from .projections.replay import ReplayPool
     from .projections.runner import Projector, RunReport
     from .queries.views import ProjectionView
-
-
-class StaleProjectionsError(LookupError):
-    """The projection file was built from another store, or from a history the store no longer holds."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +108,8 @@ class Timeline:
         invalid; then nothing is stored. A row naming a `source_record_id` already stored with other
         content is recorded as a correction of it (`report.corrected`). `dry_run`: check and count only.
         """
+        from .ingest import prepare_objects, source_corrector
+
         items = list(rows)
         latest = self._latest()
         return self.store.append(lambda: prepare_objects(enumerate(items, start=1), latest), what,
@@ -119,6 +118,8 @@ class Timeline:
     def ingest_file(self, path: str | os.PathLike[str], on_batch: Callable[[AppendReport], None] | None = None,
                     dry_run: bool = False) -> AppendReport:
         """Ingest one JSON Lines (or JSON array) or CSV file, all or nothing (see `ingest`)."""
+        from .ingest import file_reader, source_corrector
+
         p = Path(path)
         latest = self._latest()
         return self.store.append(file_reader(p, latest), str(p), on_batch, corrector=source_corrector(latest),
@@ -182,6 +183,8 @@ class Timeline:
         Visible: occurred on or before `as_of` (clinical date; None = no limit), recorded at or before
         `known_at` (UTC; None = now), with the corrections and retractions recorded by then applied.
         """
+        from .events import parse_event
+
         as_of_d = as_date(as_of)
         out = []
         for fact in self.facts(patient, known_at):
@@ -255,19 +258,12 @@ class Timeline:
             return view_of(self._fresh(d, k, resolved), what, memory_limit=memory_limit)
         from .queries.views import open_file
 
-        from .projections.runner import history_mismatch
-
         view = open_file(self.projector().path, d, k, resolved, on_wait=on_wait, memory_limit=memory_limit)
-        mismatch = history_mismatch(self.store, view.state) if view.state is not None else None
-        if mismatch is not None:
+        try:
+            view.notes.extend(check_against(self.store.recorder, view.state))
+        except StaleProjectionsError:
             view.close()
-            raise StaleProjectionsError(f"{mismatch}: its tables would show events the store does not hold; run "
-                                        "`timeline project` to rebuild it (or use --fresh)")
-        if view.state is not None:
-            behind = self.store.count_after(view.state.position)
-            if behind:
-                view.notes.append(f"projections are {behind:,} event(s) behind the store; run `timeline project` "
-                                  "(or use --fresh)")
+            raise
         return view
 
     def _fresh(self, as_of: date | None, known_at: datetime | None, params: Params | None,

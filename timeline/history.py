@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from .events.envelope import ENVELOPE_FIELDS as ENVELOPE
+from .events.basics import ENVELOPE_FIELDS as ENVELOPE
 from .store.facts import Fact
 
 

@@ -107,7 +107,7 @@ def _same_tables(built: duckdb.DuckDBPyConnection, path: str) -> list[str]:
 
 def projection_findings(tl) -> Iterator[Finding]:
     """The checks of the projection file."""
-    from .projections.runner import history_mismatch
+    from .projections.state import history_mismatch
 
     if tl.store.encrypted:
         from .app import IN_MEMORY
@@ -125,7 +125,7 @@ def projection_findings(tl) -> Iterator[Finding]:
         return
     state = view.state
     view.close()
-    mismatch = history_mismatch(tl.store, state)
+    mismatch = history_mismatch(tl.store.recorder, state)
     yield Finding("projection file", mismatch is None, mismatch or f"{path} opens; built from this store, "
                   f"position {state.position:,}")
     if mismatch is not None:

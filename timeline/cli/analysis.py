@@ -90,9 +90,13 @@ def open_view(tl: Any, args: argparse.Namespace, query: str | None = None):
                     memory_limit=getattr(args, "memory_limit", None), patients=patients)
     if lock is not None:
         at_lock(view, lock)
+    _say_notes(view, args)
+    return view
+
+
+def _say_notes(view: Any, args: argparse.Namespace) -> None:
     for note in view.notes:
         print(f"timeline {args.command}: note: {note}", file=sys.stderr)
-    return view
 
 
 def cmd_project(args: argparse.Namespace) -> int:
@@ -143,11 +147,49 @@ def _memory_limited(plan) -> Iterator[None]:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    if _sql_on_file(args):
+        return DONE
     from ..app import Timeline
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args, query=args.query) as view:
         emit(view.sql(args.query, timeout=args.timeout or None), args)
     return DONE
+
+
+def _sql_on_file(args: argparse.Namespace) -> bool:
+    """`timeline sql` on the projection file as it is, of a plain SQLite store (`store.probe`), to the screen:
+    answered with DuckDB and Python's sqlite3 alone (polars only for a result `output.rows_text` cannot write),
+    as the full path answers it, notes and errors included. False: not such a case; the full path answers."""
+    if (args.as_of or args.known_at or args.param or args.fresh or args.lock or args.out
+            or args.format not in FORMATS):
+        return False
+    import sqlite3
+
+    from ..store.probe import SQLiteProbe
+
+    probe = SQLiteProbe.open(args.store)
+    if probe is None:
+        return False
+    from ..output import frame_text, rows_text
+    from ..projections.state import check_against, projections_file
+    from ..queries.views import open_file
+
+    def text(rel: Any) -> str:
+        got = rows_text(rel.columns, [t.id for t in rel.types], rel.fetchall(), args.format, args.raw)
+        return got if got is not None else frame_text(rel.pl(), args.format, args.raw)
+
+    with probe:
+        path = projections_file(str(probe.data_dir), probe.data_dir)
+        if "?" in str(path):  # refused by the full path, in its words
+            return False
+        with open_file(path, on_wait=_waiting, memory_limit=args.memory_limit) as view:
+            try:
+                view.notes.extend(check_against(probe, view.state))
+            except sqlite3.Error:  # a store the probe cannot read: the full path says why
+                return False
+            _say_notes(view, args)
+            sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=text))
+    return True
 
 
 def cmd_params(args: argparse.Namespace) -> int:

@@ -102,8 +102,9 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"no events for patient {args.patient!r}"
                   + (f" as known at {args.known_at:%Y-%m-%dT%H:%M:%SZ}" if args.known_at else ""), file=sys.stderr)
             return BAD_INPUT
-        print(render(args.patient, facts, day_numbers(tl.store, args.patient, args.known_at, tl.replays),
-                     args.known_at))
+        # one replay in this process: built for the `events` table alone, on a new connection (a warm one of
+        # `tl.replays` prepares every model first, which pays only over many replays, as in `timeline serve`)
+        print(render(args.patient, facts, day_numbers(tl.store, args.patient, args.known_at), args.known_at))
     return DONE
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from hashlib import sha1
 from typing import Annotated, Any, Union, get_args, get_origin
 from uuid import UUID
 
 from pydantic import Field, TypeAdapter
 
 from timeline.events import corrections
+from timeline.events.basics import EVENT_ID_NAMESPACE, content_id_bytes, id_content  # noqa: F401 - re-exported
 from timeline.events.corrections import REPLACEABLE_EVENTS
 from timeline.events.envelope import EventBase
 
@@ -22,11 +21,6 @@ Event = Annotated[Union[_ALL_EVENTS], Field(discriminator="type")]  # type: igno
 EVENT_TYPES: dict[str, type[EventBase]] = {cls.model_fields["type"].default: cls for cls in _ALL_EVENTS}
 
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
-
-#: Namespace of content-derived event ids (uuid5). Never change it: ids already stored depend on it.
-EVENT_ID_NAMESPACE = UUID("6f1d3c2a-8b4e-5a7f-9c0d-2e4b6a8c1f35")
-_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
-
 
 def parse_event(obj: dict[str, Any]) -> Event:
     """Validate a dict (from CSV or code): numbers may be text, booleans "true"/"false", dates ISO text."""
@@ -61,37 +55,6 @@ def canonical_json(event: EventBase) -> bytes:
     reordering a model's fields would change the ids of re-imported events.
     """
     return event.__pydantic_serializer__.to_json(event, exclude_none=True, exclude=_NO_ID)
-
-
-_INFUSION = b'{"type":"stem_cell_infusion",'
-_GRAFT_SOURCE = re.compile(rb',"graft_source":"([a-z_]+)"')
-_AFTER_DATE = re.compile(rb'"occurred_on":"[0-9]{4}-[0-9]{2}-[0-9]{2}"')
-
-
-def id_content(content: bytes) -> bytes:
-    """The bytes an id is derived from: the canonical JSON, in which a renamed field keeps its first name
-    and place, so renaming a field never changes the ids of events already stored (a re-import of a
-    re-exported file adds nothing). The one rename: the graft source of `stem_cell_infusion`, first named
-    `source` in the envelope's place, now `graft_source` (when the event has no provenance `source`)."""
-    if not content.startswith(_INFUSION) or b',"source":"' in content:
-        return content
-    found = _GRAFT_SOURCE.search(content)
-    if found is None:
-        return content
-    content = content[:found.start()] + content[found.end():]
-    date = _AFTER_DATE.search(content)
-    return content[:date.end()] + b',"source":"' + found.group(1) + b'"' + content[date.end():]
-
-
-def content_id_bytes(content: bytes) -> bytes:
-    """uuid5(EVENT_ID_NAMESPACE, id_content(content)) as its 16 bytes (RFC 4122: SHA-1, version and variant
-    bits), on bytes: the hot path of a bulk ingest."""
-    if content.startswith(_INFUSION):  # the one type with a renamed field (tested here: the hot path)
-        content = id_content(content)
-    h = bytearray(sha1(_NAMESPACE_BYTES + content).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    return bytes(h)
 
 
 def content_event_id(event: EventBase) -> UUID:

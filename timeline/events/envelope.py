@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from ..clock import latest_clinical_date
+from .basics import ENVELOPE_FIELDS, IDENTITY_FIELDS, PROVENANCE_FIELDS  # noqa: F401 - re-exported
 
 # ---------------------------------------------------------------------------------------------
 # Dates: `YYYY-MM-DD` only, a real calendar day, not in the future.
@@ -159,12 +160,6 @@ def _type_is_required(schema: dict[str, Any]) -> None:
         kind.setdefault("description", f"the event type: always \"{kind['const']}\" for this event")
 
 
-#: The envelope fields that identify an event: what it is, whose, when, which.
-IDENTITY_FIELDS = ("type", "patient_id", "occurred_on", "event_id")
-#: The envelope fields that say where a record came from (kept with the event's own fields).
-PROVENANCE_FIELDS = ("source", "source_record_id", "recorded_by", "note")
-
-
 class EventBase(BaseModel):
     """The envelope: who, when (clinical date), identity and provenance of one occurrence."""
 
@@ -193,8 +188,8 @@ class EventBase(BaseModel):
     note: Note | None = Field(None, description=f"free text, at most {NOTE_MAX_CHARS:,} characters")
 
 
-#: Every envelope field, in declared order (the model is the one list).
-ENVELOPE_FIELDS = tuple(EventBase.model_fields)
+if tuple(EventBase.model_fields) != ENVELOPE_FIELDS:  # named in `basics` (for readers without pydantic): in this order
+    raise RuntimeError(f"the envelope's fields {tuple(EventBase.model_fields)} differ from basics.ENVELOPE_FIELDS")
 
 
 def check_rules(event: BaseModel, broken: list[tuple[str, Any, str]]) -> None:

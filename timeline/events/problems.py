@@ -7,13 +7,12 @@ the union tag), so an import can report every problem of a file at once as (line
 from __future__ import annotations
 
 import difflib
-import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from timeline.events.basics import Problem, RejectedError  # noqa: F401 - re-exported
 from timeline.events.catalogue import EVENT_TYPES
 from timeline.events.envelope import PATTERN_RULES
 from timeline.events.transplant import GRAFT_SOURCES
@@ -67,42 +66,6 @@ _RULES = {
 }
 _BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
            "less_than_equal": ("le", "≤"), "less_than": ("lt", "<")}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason an input is refused: which field, what value, which rule, and where (the line or row of
-    the input, when it came from a file)."""
-
-    field: str
-    value: object
-    rule: str
-    line: int | None = None
-
-    def at(self, line: int | None) -> Problem:
-        """The same problem, located at `line`."""
-        return Problem(self.field, self.value, self.rule, line)
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line is not None else ""
-        if self.value is None:  # nothing to show: a missing field, a key given twice
-            return f"{where}{self.field}: {self.rule}"
-        value = json.dumps(self.value, default=str, ensure_ascii=False)
-        if len(value) > 120:
-            value = value[:117] + "..."
-        return f"{where}{self.field} = {value}: {self.rule}"
-
-
-class RejectedError(Exception):
-    """The input was refused as a whole; nothing from it was stored."""
-
-    def __init__(self, problems: list[Problem], what: str = "input"):
-        self.problems = problems
-        self.what = what
-        super().__init__(
-            f"{what}: {len(problems)} problem(s), nothing stored\n" + "\n".join(f"  {p}" for p in problems[:50])
-            + (f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else "")
-        )
 
 
 def problems_from(exc: ValidationError) -> list[Problem]:

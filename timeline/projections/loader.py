@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from ..events.envelope import IDENTITY_FIELDS
+from ..events.basics import IDENTITY_FIELDS
 from ..store.facts import AMENDMENTS, CORRECTED, Ledger, LogRecord
 from ..store.recorders import StoredRow, raw_schema
 from ..store.upcasting import upcast_sql
@@ -79,16 +79,31 @@ def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchRea
     earlier format is upcast (`timeline.store.upcasting`)."""
     con.register("_raw_rows", raw)
     try:
-        con.execute(f"""
-            INSERT INTO {name}
-            SELECT position, j.patient_id, j.event_id, j.type, j.occurred_on, j.recorded_at,
-                   coalesce(j.corrects, j.retracts), json_merge_patch({upcast_sql("state", "j.type")}, $strip)
-            FROM (SELECT position, CAST(state AS VARCHAR) AS state, from_json(state, $envelope) AS j
-                  FROM _raw_rows)   -- an empty read may come typed otherwise: state is text
-        """, {"strip": _STRIP_ENVELOPE, "envelope": _ENVELOPE_STRUCT})
+        _insert(con, name, "_raw_rows")
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the insert's
             con.unregister("_raw_rows")
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, rows: Iterable[StoredRow], name: str = "log") -> None:
+    """Append a few stored rows (a replay's streams) as `insert_log` does, bound as two lists: no Arrow (to
+    build an Arrow array from Python values, pyarrow imports pandas, which takes longer than the replay)."""
+    position, state = [], []
+    for r in rows:
+        position.append(r.position)
+        state.append(r.state.decode())
+    _insert(con, name, "(SELECT unnest($position::BIGINT[]) AS position, unnest($state::VARCHAR[]) AS state)",
+            {"position": position, "state": state})
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, source: str, values: dict[str, Any] | None = None) -> None:
+    con.execute(f"""
+        INSERT INTO {name}
+        SELECT position, j.patient_id, j.event_id, j.type, j.occurred_on, j.recorded_at,
+               coalesce(j.corrects, j.retracts), json_merge_patch({upcast_sql("state", "j.type")}, $strip)
+        FROM (SELECT position, CAST(state AS VARCHAR) AS state, from_json(state, $envelope) AS j
+              FROM {source})   -- an empty read may come typed otherwise: state is text
+    """, {"strip": _STRIP_ENVELOPE, "envelope": _ENVELOPE_STRUCT, **(values or {})})
 
 
 # -- fact versions: the fold of the amendments ---------------------------------------------------------

@@ -22,8 +22,8 @@ import duckdb
 from ..store.eventstore import EventStore
 from . import graph
 from .build import build, quote_ident
-from .loader import (VERSIONS_SQL, amendments, create_log, fold, insert_log, load_visible, raw_table,
-                     visible_parameters, visible_select)
+from .loader import (VERSIONS_SQL, amendments, create_log, fold, insert_rows, load_visible, visible_parameters,
+                     visible_select)
 from .model import VISIBLE_EVENTS
 from .parameters import Params, resolve, sql_literal
 
@@ -35,10 +35,7 @@ _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 def load_patients(con: duckdb.DuckDBPyConnection, store: EventStore, patients: Iterable[str]) -> None:
     """The streams of `patients` into table `log` (the stream version orders a patient's records)."""
     create_log(con)
-    rows = []
-    for pid in patients:
-        rows.extend(replace(r, position=r.version) for r in store.recorder.read_stream(pid))
-    insert_log(con, raw_table(rows))
+    insert_rows(con, (replace(r, position=r.version) for pid in patients for r in store.recorder.read_stream(pid)))
 
 
 class _Warm:

@@ -35,7 +35,7 @@ from pathlib import Path
 import duckdb
 
 from ..private import FILE_MODE, private_file, private_folder
-from ..settings import PROJECTIONS_ENV, PROJECTIONS_FILE, server_projections_folder
+from ..settings import PROJECTIONS_ENV
 from ..store.eventstore import EventStore
 from ..store.facts import AMENDMENTS
 from . import build as building
@@ -43,6 +43,16 @@ from .loader import amendments, create_log, fold, insert_log, visible_select, wr
 from .parameters import Params, resolve
 from . import partitions
 from .partitions import Plan
+from .state import (
+    LAYOUT,
+    DamagedProjectionsError,
+    FileState,
+    damaged,
+    history_mismatch,
+    is_lock_conflict,
+    projections_file,
+    read_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +64,6 @@ STORE_HISTORY_MAX_ROWS = 30_000  # a catch-up reads the touched patients' earlie
 # (benchmarks/projections.py measures the catch-ups).
 UNOPTIMISED_MAX_ROWS = 50_000
 _FEW_ROWS_OPTIMISERS = ("filter_pushdown",)
-
-# The file's layout: a file written by another layout is rebuilt, not caught up (3: models with declared
-# columns, `transplants`, `events` a view over `log`, parameters bound by name; 4: `_tracking` records the
-# store's identity and the id of the event at its position).
-LAYOUT = 4
 
 _AMENDMENT_TYPES = tuple(AMENDMENTS)
 
@@ -72,86 +77,14 @@ class RunReport:
     note: str | None = None  # why a catch-up became a rebuild, or which broken file was set aside
 
 
-@dataclass(frozen=True)
-class FileState:
-    """What a projection file says of itself: the last store position read, the parameters in force, and
-    which store and history it was built from (the store's id, the id of the event at that position)."""
-
-    position: int
-    params: Params
-    store_id: str | None = None
-    event_at: str | None = None
-
-
-class DamagedProjectionsError(OSError):
-    """The projection file cannot be read (not a DuckDB file, damaged): it is derived, so it is rebuilt."""
-
-
-def history_mismatch(store: EventStore, state: FileState) -> str | None:
-    """Why a projection file no longer matches the store it is read with (another store, or a store that
-    went back: truncated, or restored from an older backup), or None when it does."""
-    if state.store_id != store.recorder.store_id():
-        return "the projection file was built from another event store"
-    if state.position and store.recorder.event_id_at(state.position) != state.event_at:
-        held = store.max_position()
-        return (f"the event store no longer holds the history the projection file was built from (it read up to "
-                f"position {state.position:,}; the store now "
-                + (f"ends at position {held:,}" if held < state.position else "holds another event there")
-                + ": restored from an older backup, or replaced)")
-    return None
-
-
 def projections_path(store: EventStore) -> Path:
-    """Where the projection file lives: `$TIMELINE_PROJECTIONS`, else beside the SQLite store, else, for a
-    PostgreSQL or in-memory store, `projections-<hash of the store URL without its password>.duckdb` in
-    `settings.server_projections_folder()` (the user's data directory; never the working directory)."""
-    import hashlib
-    from urllib.parse import urlparse
-
-    env = os.environ.get(PROJECTIONS_ENV)
-    if env:
-        return Path(env)
-    if store.data_dir is not None:
-        return store.data_dir / PROJECTIONS_FILE
-    u = urlparse(store.location)
-    named = u._replace(netloc=f"{u.username or ''}@{u.hostname or ''}:{u.port or ''}").geturl() if u.password \
-        else store.location
-    digest = hashlib.sha1(named.encode()).hexdigest()[:10]
-    return server_projections_folder() / f"projections-{digest}.duckdb"
+    """Where the projection file of `store` lives (`state.projections_file`)."""
+    return projections_file(store.location, store.data_dir)
 
 
 def fingerprint(params: Params) -> str:
     """What the rows depend on besides the events: the parameters, and the layout of the file."""
     return f'{{"layout": {LAYOUT}, "parameters": {params.fingerprint()}}}'
-
-
-def read_state(con: duckdb.DuckDBPyConnection) -> FileState | None:
-    """The file's tracking row, or None if it has none (or was written by another layout)."""
-    import json
-
-    try:
-        row = next(iter(con.execute("SELECT position, parameters FROM _tracking WHERE id = 1").fetchall()), None)
-    except duckdb.CatalogException:
-        return None
-    if not row:
-        return None
-    data = json.loads(row[1])
-    if not isinstance(data, dict) or data.get("layout") != LAYOUT:
-        return None
-    store_id, event_at = con.execute("SELECT store_id, event_at FROM _tracking WHERE id = 1").fetchone()
-    return FileState(int(row[0]), resolve(data["parameters"]), store_id, event_at)
-
-
-def damaged(path: Path, exc: BaseException) -> str:
-    """One line: the projection file cannot be read, and what to do."""
-    cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return (f"{path} cannot be read as a projection file ({cause}); it is derived from the event store: "
-            "`timeline project --rebuild` replaces it, keeping the unreadable one aside")
-
-
-def is_lock_conflict(exc: BaseException) -> bool:
-    """DuckDB's error when another process holds the file (a writer, or readers against a writer)."""
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
 def _load_log(con: duckdb.DuckDBPyConnection, store: EventStore, after: int,
@@ -250,7 +183,7 @@ class Projector:
             if state is not None and state.params != self.params and not rebuild:
                 log.warning("parameters (or the file's layout) changed since the last run: rebuilding every table")
             if state is not None and not rebuild:
-                note = history_mismatch(self.store, state)
+                note = history_mismatch(self.store.recorder, state)
                 if note is not None:
                     note += "; rebuilt from the store as it is"
             if rebuild or state is None or state.params != self.params or note is not None:

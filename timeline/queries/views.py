@@ -17,17 +17,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
-from ..projections import graph
-from ..projections.build import build, quote_ident
-from ..projections.loader import load_visible
-from ..projections.parameters import Params
-from ..projections.runner import DamagedProjectionsError, FileState, damaged, is_lock_conflict, read_state
+from ..projections.state import DamagedProjectionsError, FileState, damaged, is_lock_conflict, read_state
 from ..settings import memory_limit_default
+
+if TYPE_CHECKING:  # imported where used: a query of the file as it is needs neither polars nor the models
+    import polars as pl
+
+    from ..projections.parameters import Params
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 #: how long a reader waits for a writer's catch-up to commit before giving up
@@ -101,7 +101,8 @@ def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -
 
 
 class ProjectionView:
-    """Tables of the projections, read-only. `sql()` returns polars; `relation()` a DuckDB relation.
+    """Tables of the projections, read-only. `sql()` returns polars; `relation()` a DuckDB relation; `result()`
+    what a function makes of the query's relation (rows, by default).
 
     `description` says what the view holds (which file, as of when); `notes` what a reader should know
     (e.g. that the file is behind the store)."""
@@ -129,13 +130,19 @@ class ProjectionView:
             timeout: float | None = None) -> pl.DataFrame:
         """Run one read-only query; the result as a polars DataFrame. `params`: values of its `?`s, or of its
         `$name`s by name. `timeout` (seconds): stopped after it (the tables it makes on demand included)."""
+        return self.result(query, params, timeout, lambda rel: rel.pl())
+
+    def result(self, query: str, params: Iterable[Any] | Mapping[str, Any] | None = None, timeout: float | None = None,
+               take: Callable[[duckdb.DuckDBPyRelation], Any] = duckdb.DuckDBPyRelation.fetchall) -> Any:
+        """Run one read-only query as `sql` does; its result is what `take` makes of the query's relation
+        (within the time limit): by default, the rows as tuples."""
         timer = threading.Timer(timeout, self._con.interrupt) if timeout else None
         if timer is not None:
             timer.start()
         try:
             self._ready(query)
             bound = params if params is None or isinstance(params, Mapping) else list(params)
-            return self._con.sql(query, params=bound).pl()
+            return take(self._con.sql(query, params=bound))
         except duckdb.InterruptException:
             raise QueryLimitError(f"the query ran for more than {timeout:g} s and was stopped (--timeout SECONDS "
                                   "sets the limit; 0: none)") from None
@@ -150,6 +157,8 @@ class ProjectionView:
     def table(self, name: str) -> pl.DataFrame:
         if name not in self.tables():
             raise KeyError(f"no table {name!r}; tables: {', '.join(self.tables())}")
+        from ..projections.build import quote_ident
+
         return self.sql(f"SELECT * FROM {quote_ident(name)}")
 
     def tables(self) -> list[str]:
@@ -208,6 +217,8 @@ def open_file(path: Path, as_of: date | None = None, known_at: datetime | None =
                 "with other parameters" if params is not None and params != state.params else ""]
         prepare = None
         if any(what):
+            from ..projections.loader import load_visible
+
             load_visible(con, log="main.log", as_of=as_of, known_at=known_at)
             prepare = _Recompute(con, params if params is not None else state.params).ensure
         lock_down(con, memory_limit)
@@ -223,6 +234,8 @@ def _models_named(con: duckdb.DuckDBPyConnection, query: str) -> set[str]:
     """The projection tables a query may read. DuckDB names the tables a query reads, but through the file's
     views (`events` reads `log`), so every model named as a word of the query counts too: a table too many is
     made in vain, one too few would be read from the file, as it is now."""
+    from ..projections import graph
+
     models = set(graph.models())
     try:
         named = con.get_table_names(query) & models
@@ -243,6 +256,9 @@ class _Recompute:
         self._made: dict[str, str] = {}
 
     def ensure(self, query: str) -> None:
+        from ..projections import graph
+        from ..projections.build import build, quote_ident
+
         named = _models_named(self._con, query)
         wanted = [t for t in graph.upstream(named) if t not in self._made]
         if wanted:

@@ -32,9 +32,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eventsourcing.cryptography import AESCipher
-from eventsourcing.utils import Environment
-
 from ..settings import CIPHER_KEY_ENV, KEY_FILE_ENV
 
 KEY_BYTES = 32  # AES-256
@@ -48,6 +45,8 @@ class KeyProblem(PermissionError):
 
 def new_key() -> str:
     """A new master key: 32 random bytes in base64, by the library's cipher."""
+    from eventsourcing.cryptography import AESCipher
+
     return AESCipher.create_key(KEY_BYTES)
 
 
@@ -81,12 +80,13 @@ def master_key(data_dir: Path | None) -> bytes | None:
             from None
 
 
-class PatientCipher(AESCipher):
-    """The library's AES-GCM cipher (same stored layout), keeping its AEAD object: one per patient's data key,
-    reused for each of that patient's events."""
+class PatientCipher:
+    """AES-GCM in the stored layout of the library's cipher (`eventsourcing.cryptography.AESCipher`: nonce, tag,
+    ciphertext), keeping its AEAD object: one per patient's data key, reused for each of that patient's events.
+    Not a subclass of the library's: `cryptography` is imported when a key is first used, so a store that holds
+    plain events never loads it."""
 
     def __init__(self, key: bytes):
-        super().__init__(Environment(env={AESCipher.CIPHER_KEY: base64.b64encode(key).decode()}))
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self._aead = AESGCM(key)
@@ -137,7 +137,7 @@ class KeyRing:
     """The keys of an encrypted store, as far as they are known to this process: the master cipher, the
     pseudonym key, and the data key of each stream read or written so far (None: forgotten)."""
 
-    master: AESCipher
+    master: PatientCipher
     pseudonym_key: bytes
     ciphers: dict[str, PatientCipher | None] = field(default_factory=dict)
     identities: dict[str, str] = field(default_factory=dict)  # stream id -> patient id

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sqlite3
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
 from ..clock import us_to_datetime
-from ..events.problems import Problem, RejectedError
+from ..events.basics import Problem, RejectedError
 from ..private import private_file, private_folder
 from ..settings import SQLITE_FILE, store_location
 from .facts import AMENDMENTS, Ledger, LogRecord, fold
@@ -35,7 +36,6 @@ from .recorders import (
     IntegrityError,
     StoredRow,
     TimelineRecorderMixin,
-    postgres_recorder,
     sqlite_recorder,
 )
 
@@ -509,6 +509,8 @@ def _postgres(url: str) -> TimelineRecorderMixin:
     port, database and cause."""
     import psycopg
 
+    from .postgres import postgres_recorder
+
     u = urlparse(url)
     schema = parse_qs(u.query).get("schema", [""])[0]
     if schema and not _SCHEMA_NAME(schema):
@@ -530,11 +532,10 @@ class StoreConnectionError(ConnectionError):
 
 
 def _pg_unique_violation() -> type[BaseException]:
-    try:
-        from psycopg.errors import UniqueViolation
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return IntegrityError
-    return UniqueViolation
+    """psycopg's unique violation when psycopg is loaded (a PostgreSQL store is open), else the library's
+    IntegrityError: an SQLite store never imports psycopg."""
+    errors = sys.modules.get("psycopg.errors")
+    return errors.UniqueViolation if errors is not None else IntegrityError
 
 
 def is_amendment(type_name: str) -> bool:

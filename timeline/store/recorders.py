@@ -43,10 +43,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import uuid
 
 from eventsourcing.persistence import IntegrityError as LibraryIntegrityError
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from ..events.catalogue import content_id_bytes as content_digest
+from ..events.basics import content_id_bytes as content_digest
 from .encryption import KeyProblem, KeyRing, seal_rows
 
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
@@ -995,21 +994,6 @@ class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApp
         return cursor
 
 
-class PostgresTimelineRecorder(TimelineRecorderMixin, PostgresApplicationRecorder):
-    """The library's PostgreSQL application recorder with the timeline's atomic idempotent append."""
-
-    dialect = POSTGRES
-
-    def create_table(self) -> None:
-        super().create_table()
-        self.create_timeline_tables()
-
-    def _plain_cursor(self, c: Any) -> Cursor:
-        from psycopg.rows import tuple_row
-
-        return c.connection.cursor(row_factory=tuple_row)
-
-
 IntegrityError = LibraryIntegrityError
 
 
@@ -1017,35 +1001,4 @@ def sqlite_recorder(db_name: str, lock_timeout_s: int = 600) -> SQLiteTimelineRe
     datastore = SQLiteDatastore(db_name, lock_timeout=lock_timeout_s, originator_id_type="text")
     recorder = SQLiteTimelineRecorder(datastore)
     recorder.create_table()
-    return recorder
-
-
-def postgres_recorder(
-    dbname: str, host: str, port: int, user: str, password: str, schema: str = ""
-) -> PostgresTimelineRecorder:
-    import psycopg
-    from psycopg import sql
-
-    # Several processes may open a new store at once: the library's DDL (CREATE OR REPLACE FUNCTION…)
-    # is not safe to run concurrently, so creation is serialised by a session advisory lock.
-    lock = psycopg.connect(dbname=dbname, host=host, port=port, user=user, password=password, autocommit=True)
-    lock.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK_KEY])
-    if schema:
-        lock.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    datastore = PostgresDatastore(
-        dbname=dbname,
-        host=host,
-        port=port,
-        user=user,
-        password=password,
-        schema=schema,
-        pool_size=2,
-        max_overflow=2,
-        originator_id_type="text",
-    )
-    try:
-        recorder = PostgresTimelineRecorder(datastore)
-        recorder.create_table()
-    finally:
-        lock.close()  # ends the session, releasing the advisory lock
     return recorder
