@@ -50,6 +50,16 @@ def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
     return sorted(n for n in names if n in modules or any(m.startswith(n + ".") for m in modules))
 
 
+def test_one_patient_as_of_imports_neither_the_models_nor_polars(store):
+    """`sql --as-of` of one patient replays the patient's stream (`queries.patient_filter`) and prints a plain
+    result without polars, as it prints the file's."""
+    query = "SELECT patient_id, count(*) AS n FROM events WHERE patient_id = 'JH-01' GROUP BY ALL"
+    r, modules = imported(["--store", str(store), "sql", query, "--as-of", "2023-01-01", "--format", "csv"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("patient_id,n\nJH-01,")
+    assert "timeline.projections.replay" in modules and not loaded(modules, HEAVY)
+
+
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 def test_sql_on_the_file_imports_duckdb_not_the_store_stack(store, fmt):
     r, modules = imported(["--store", str(store), "sql", "SELECT patient_id, hsct_on, 1 AS n FROM patients "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,8 +152,22 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from ..app import Timeline
 
     with Timeline.open(args.store, create=False) as tl, open_view(tl, args, query=args.query) as view:
-        emit(view.sql(args.query, timeout=args.timeout or None), args)
+        if args.out or args.format not in FORMATS:
+            emit(view.sql(args.query, timeout=args.timeout or None), args)
+        else:
+            sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
     return DONE
+
+
+def _text(args: argparse.Namespace) -> Callable[[Any], str]:
+    """A query's result (a DuckDB relation) as the screen shows it: without polars when `output.rows_text` can
+    write it exactly as `frame_text` would."""
+    from ..output import frame_text, rows_text
+
+    def text(rel: Any) -> str:
+        got = rows_text(rel.columns, [t.id for t in rel.types], rel.fetchall(), args.format, args.raw)
+        return got if got is not None else frame_text(rel.pl(), args.format, args.raw)
+    return text
 
 
 def _sql_on_file(args: argparse.Namespace) -> bool:
@@ -170,13 +184,8 @@ def _sql_on_file(args: argparse.Namespace) -> bool:
     probe = SQLiteProbe.open(args.store)
     if probe is None:
         return False
-    from ..output import frame_text, rows_text
     from ..projections.state import check_against, projections_file
     from ..queries.views import open_file
-
-    def text(rel: Any) -> str:
-        got = rows_text(rel.columns, [t.id for t in rel.types], rel.fetchall(), args.format, args.raw)
-        return got if got is not None else frame_text(rel.pl(), args.format, args.raw)
 
     with probe:
         path = projections_file(str(probe.data_dir), probe.data_dir)
@@ -188,7 +197,7 @@ def _sql_on_file(args: argparse.Namespace) -> bool:
             except sqlite3.Error:  # a store the probe cannot read: the full path says why
                 return False
             _say_notes(view, args)
-            sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=text))
+            sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
     return True
 
 
