@@ -272,6 +272,16 @@ def more_events(patients: int, seed: int, events: int, out: Path) -> tuple[int, 
     return len(rows), len({row["patient_id"] for row in rows})
 
 
+def busy_patient(store: str, day: str) -> str:
+    """The patient with the most events by `day` (the one-patient reads are of a course then under way, not of
+    a patient not yet registered), from the built projection file, read-only."""
+    import duckdb
+
+    with duckdb.connect(str(Path(store) / "projections.duckdb"), read_only=True) as con:
+        return con.execute("SELECT patient_id FROM events WHERE occurred_on <= ? GROUP BY ALL "
+                           "ORDER BY count(*) DESC, patient_id LIMIT 1", [day]).fetchone()[0]
+
+
 def new_count(out: str) -> int:
     """The N of `timeline ingest`'s "FILE: N new, M already present, K corrected" lines, added up."""
     return sum(int(line.split(": ", 1)[1].split(" new")[0].replace(",", ""))
@@ -454,10 +464,8 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
 
     # start-up, and the reads beyond it: each run of a read paired with a run of the start-up just before it
     # (the machine's load changes between them less than over the whole benchmark)
-    from timeline.testing.cohort import patient_id
-
     startup = lambda: measure(timeline(store, "sql", "select 1")).seconds  # noqa: E731
-    pid = patient_id(args.patients // 2)
+    pid = busy_patient(store, day)
     reads = [
         (f"cohort as-of {day} (count(*) from endpoints)",
          ["sql", "select count(*) from endpoints", "--as-of", day], 5.0),

@@ -73,12 +73,10 @@ def test_a_bad_number_of_partitions_is_one_line(bad):
 
 
 def test_the_number_of_partitions_follows_the_events_and_the_memory_limit():
-    con = duckdb.connect()
-    con.execute("CREATE TABLE v AS SELECT range AS x FROM range(4_500_000)")
-    assert Plan(memory_limit="1GiB").count(con, "v") == 3
-    assert Plan(memory_limit="3GiB").count(con, "v") == 1
-    assert not Plan(memory_limit="3GiB").split(con, "v")
-    assert Plan(partitions=1).split(con, "v")  # asked for: by the partitions' path, even in one
+    assert Plan(memory_limit="1GiB").count(4_500_000) == 3
+    assert Plan(memory_limit="3GiB").count(4_500_000) == 1
+    assert not Plan(memory_limit="3GiB").split(4_500_000)
+    assert Plan(partitions=1).split(4_500_000)  # asked for: by the partitions' path, even in one
 
 
 def test_a_rebuild_on_a_local_dask_cluster_equals_a_one_piece_rebuild(cohort, tmp_path):

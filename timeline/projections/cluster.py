@@ -51,17 +51,18 @@ def run_partition(visible: str, out: str, partition: int, params: str, memory_li
         con.close()
 
 
-def build(con: duckdb.DuckDBPyConnection, params: Params, visible: str, plan: partitions.Plan,
+def build(con: duckdb.DuckDBPyConnection, params: Params, visible: str, plan: partitions.Plan, events: int,
           on_table: Callable[[str, int, int], None] | None = None) -> list[str]:
-    """The tables of the file's connection `con` from the visible events of relation `visible`, one task per
-    partition on the cluster `plan.scheduler` (else a local cluster of `LOCAL_WORKERS` processes, started and
-    closed). Unless `plan.partitions` says, there are as many partitions as workers, or more if memory asks."""
+    """The tables of the file's connection `con` from the visible events of relation `visible` (of a store of
+    `events` events), one task per partition on the cluster `plan.scheduler` (else a local cluster of
+    `LOCAL_WORKERS` processes, started and closed). Unless `plan.partitions` says, there are as many
+    partitions as workers, or more if memory asks."""
     from dask.distributed import as_completed
 
     folder = _work_folder(con, plan)
     try:
         with _client(plan) as client:
-            k = plan.count(con, visible)
+            k = plan.count(events)
             if plan.partitions is None:
                 k = max(k, len(client.scheduler_info().get("workers", {})))
             files = export(con, visible, folder / "visible", k)

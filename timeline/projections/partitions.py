@@ -106,18 +106,18 @@ class Plan:
     def limit(self) -> str:
         return self.memory_limit or memory_limit_default()
 
-    def count(self, con: duckdb.DuckDBPyConnection, visible: str) -> int:
-        """The number of partitions for the visible events of relation `visible`: as given, else one per
-        `EVENTS_PER_GIB` events per GiB of the memory limit (1 for a store that fits at once)."""
+    def count(self, events: int) -> int:
+        """The number of partitions for a store of `events` events: as given, else one per `EVENTS_PER_GIB`
+        events per GiB of the memory limit (1 for a store that fits at once)."""
         if self.partitions is not None:
             return self.partitions
-        events = con.execute(f"SELECT count(*) FROM {visible}").fetchall()[0][0]
         per_partition = max(int(EVENTS_PER_GIB * size_bytes(self.limit) / 2**30), 1)
         return min(max(math.ceil(events / per_partition), 1), MAX_PARTITIONS)
 
-    def split(self, con: duckdb.DuckDBPyConnection, visible: str) -> bool:
-        """Whether a rebuild goes by partitions (or to a cluster) rather than in one piece."""
-        return self.engine != "duckdb" or self.partitions is not None or self.count(con, visible) > 1
+    def split(self, events: int) -> bool:
+        """Whether a rebuild of a store of `events` events goes by partitions (or to a cluster) rather than in
+        one piece."""
+        return self.engine != "duckdb" or self.partitions is not None or self.count(events) > 1
 
 
 def build_partition(con: duckdb.DuckDBPyConnection, params: Params, visible: str) -> list[str]:

@@ -265,23 +265,25 @@ class Projector:
         create_log(con)
         read, position = _load_log(con, self.store, 0, on_rows)
         self._fold_facts(con, touched=False)
-        if self.plan.split(con, "main._visible_events"):  # by partitions of patients, or on a cluster
-            self._build_split(con)
+        # by partitions of patients, or on a cluster (chosen by the events read: counting the visible ones
+        # would cost a pass of their own)
+        if self.plan.split(read):
+            self._build_split(con, read)
         else:
             building.build(con, self.params, inputs={"visible_events": "main._visible_events"},
                            file_views={"visible_events": "main._visible_events"}, on_table=self._on_table)
         patients = con.execute("SELECT count(DISTINCT patient_id) FROM log").fetchall()[0][0]
         return RunReport("rebuild", read, patients, position)
 
-    def _build_split(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _build_split(self, con: duckdb.DuckDBPyConnection, events: int) -> None:
         """Every table by partitions of patients: in this process, or as the tasks of a Dask cluster."""
         visible = "main._visible_events"
         if self.plan.engine == "dask":
             from . import cluster
 
-            cluster.build(con, self.params, visible, self.plan, self._on_table)
+            cluster.build(con, self.params, visible, self.plan, events, self._on_table)
         else:
-            partitions.build(con, self.params, visible, self.plan.count(con, visible), self._on_table)
+            partitions.build(con, self.params, visible, self.plan.count(events), self._on_table)
 
     def _catch_up(self, con: duckdb.DuckDBPyConnection, after: int, on_rows) -> RunReport:
         create_log(con)
