@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from timeline.app import Timeline
 from timeline.events import EVENT_ADAPTER, canonical_json
@@ -198,6 +200,28 @@ def test_a_key_given_twice_is_refused_naming_it(tmp_path):
         assert "is given twice" in str(e.value)
         f.write_text(_line(note='quoted "key": inside a note') + "\n")
         assert tl.ingest_file(f).new == 1  # a `":` inside a text is no repeated key
+
+
+@settings(max_examples=150, deadline=None)
+@given(note=st.text(alphabet=st.sampled_from(['a', ':', '"', ' ', '\\', 'é']), max_size=12),
+       twice=st.sampled_from([None, "patient_id", "occurred_on", "note", "disease_status"]),
+       space=st.sampled_from(["", " ", "\t"]))
+def test_a_repeated_key_is_found_whatever_the_colons_in_the_values(note, twice, space):
+    """The count of colons that spares the usual line a second parse never hides a key given twice: colons
+    and quotes inside a value, and white space before a key's colon, in any mix (an oracle: json.loads)."""
+    from datetime import date
+
+    from timeline.ingest import prepare_json_lines
+
+    base = {**FOLLOW_UP, "note": "n" + note}
+    text = "{" + ",".join(f"{json.dumps(k)}{space}:{json.dumps(v)}" for k, v in base.items())
+    if twice is not None:
+        text += f",{json.dumps(twice)}{space}:{json.dumps(base[twice])}"
+    found = prepare_json_lines([(1, (text + "}").encode())], date(2030, 1, 1))
+    repeated = [p.field for p in found if getattr(p, "rule", "").startswith("is given twice")]
+    assert repeated == ([twice] if twice is not None else [])
+    if twice is None:
+        assert len(found) == 1 and not hasattr(found[0], "rule")  # stored as it is
 
 
 def test_a_repeated_key_in_a_derived_or_nested_event_is_refused():

@@ -7,7 +7,9 @@ Large files are parsed in a worker process while the main process writes, so bot
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import json
 import multiprocessing
 import os
@@ -177,6 +179,20 @@ def _prepare_block(args: tuple[bytes, int, date]) -> list[tuple | Problem]:
     return prepare_json_lines(_block_lines(block, first), latest)
 
 
+@contextlib.contextmanager
+def _forked_pool(ctx: Any) -> Iterator[Any]:
+    """A pool of parse workers (one per core, at most 2) forked from this process. The objects this process
+    holds are frozen for the fork (`gc.freeze`, as the gc module's documentation advises), so that the
+    workers' collections never walk them (nor copy their pages), and unfrozen in this process right after."""
+    gc.freeze()
+    try:
+        pool = ctx.Pool(max(1, min(2, os.cpu_count() or 1)))
+    finally:
+        gc.unfreeze()
+    with pool:
+        yield pool
+
+
 def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> Iterator[list[tuple | Problem]]:
     """Prepared events of a JSON Lines file, a list per block of lines, in file order; a large file is
     parsed by worker processes (one per core) while this process writes."""
@@ -195,7 +211,7 @@ def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> 
             yield prepare_json_lines(_block_lines(block, first), latest)
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
+    with _forked_pool(ctx) as pool:
         jobs = ((block, first, latest) for block, first in _blocks(path))
         yield from pool.imap(_prepare_block, jobs, chunksize=1)  # plain tuples in Prepared's field order
 

@@ -86,14 +86,22 @@ def load(raw: bytes, what: str = "(line)", line: int | None = None) -> Any | Pro
 
 
 def may_repeat_keys(raw: bytes, event: Any) -> bool:
-    """Whether a line that validated as `event` may give a key twice (then `load` tells). A line whose
-    keys are written `"key":` gives each once when it holds as many of them as the event has fields set;
-    a `":` inside a text value only makes the count larger (a needless check, never a missed one)."""
+    """Whether a line that validated as `event` may give a key twice (then `load` tells). Every key is
+    followed by a colon, so a line with as many colons as the event has fields set gives each key once (the
+    usual line: one count). Else, a line whose keys are written `"key":` gives each once when it holds as
+    many of them as fields set; a `":` inside a text value only makes the count larger (a needless check,
+    never a missed one)."""
+    fields = len(event.__pydantic_fields_set__)
+    if event.type in _ALWAYS_CHECKED:
+        return True
+    colons = raw.count(b":")
+    if colons == fields:  # each key is followed by a colon: as many keys as fields at most, so none twice
+        return False
     keys = raw.count(b'":')
-    if keys != len(event.model_fields_set) or event.type in _ALWAYS_CHECKED:
+    if keys != fields:
         return True
     # every colon right after a quote: no key written with a space before its colon (the usual line, cheaply)
-    return keys != raw.count(b":") and _SPACED_KEY(raw) is not None
+    return _SPACED_KEY(raw) is not None
 
 
 def line_problem(raw: bytes, line: int | None) -> Problem | None:
