@@ -10,6 +10,8 @@ Prints medians over the repeats:
   - cohort-wide as-of at a past date and a past knowledge time (a query of `patients`: the tables it reads
     are recomputed; then a query of every table);
   - as-of of one patient (a query of `events`; the tables a query reads are computed, then every table);
+  - like for like: the full build and both catch-ups of the tables the earlier projection file had (and the
+    tables they read now), alone: the outputs the earlier code made, to compare with its figures;
   - peak memory of this process;
   - floor: DuckDB reading the same events once from the JSON Lines file (read_json + GROUP BY patient_id),
     and parts of the full build measured alone: the store read into Arrow, the log table loaded, and the
@@ -22,6 +24,7 @@ build; cohort as-of <= 2 s; one patient <= 50 ms; peak memory <= 2 GB.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -138,6 +141,48 @@ def store_read(tl, work: Path, repeat: int) -> tuple[float, float]:
 #: the tables the projection file had before the rules became a graph of models (to compare the same outputs)
 EARLIER_TABLES = ("events", "chimerism", "patients", "bridging", "disease_status", "engraftment", "complications",
                   "endpoints")
+
+
+@contextlib.contextmanager
+def earlier_tables_only():
+    """The model graph cut to the tables of the earlier file and the tables they read now: the outputs the
+    earlier code made (its rules computed those inputs inside its 8 statements), for like-for-like figures of
+    the full build and the catch-up. Measurement only: `graph.models` is restored on exit."""
+    from timeline.projections import graph
+
+    subset = graph.upstream(EARLIER_TABLES)
+    every = graph.models
+    graph.models = lambda: subset
+    try:
+        yield list(subset)
+    finally:
+        graph.models = every
+
+
+def like_for_like(stores: dict[str, object], work: Path, repeat: int) -> tuple[list[str], dict[str, float]]:
+    """Full build, 1% catch-up and one-event catch-up of the earlier file's tables alone (`earlier_tables_only`),
+    in a file of their own, as the full figures are measured: medians of `repeat` runs."""
+    from timeline.projections.runner import Projector
+
+    like, kept = work / "like-for-like.duckdb", work / "like-for-like-built.duckdb"
+
+    def empty():
+        for suffix in ("", ".wal"):
+            Path(str(like) + suffix).unlink(missing_ok=True)
+
+    def restore():
+        Path(str(like) + ".wal").unlink(missing_ok=True)
+        shutil.copy(kept, like)
+        os.sync()
+
+    with earlier_tables_only() as tables:
+        out = {"full build": timed(lambda: Projector(stores["full"], like).run(rebuild=True), repeat, setup=empty)[0]}
+        shutil.copy(like, kept)
+        for what in ("1%", "one event"):
+            out[what] = timed(lambda: Projector(stores[what], like).run(), repeat, setup=restore)[0]
+    for f in (like, kept):
+        f.unlink(missing_ok=True)
+    return tables, out
 
 
 def rules_alone(built: Path, work: Path, repeat: int,
@@ -310,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     tl3 = Timeline.open(one_store)
     os.sync()
     t_catch1, _ = timed(lambda: Projector(tl3.store, duck).run(), args.repeat, setup=restore)
+    like_tables, t_like = like_for_like({"full": tl.store, "1%": tl2.store, "one event": tl3.store}, work, args.repeat)
     tl3.close()
     shutil.rmtree(one_store, ignore_errors=True)
 
@@ -379,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    of which fixed: a catch-up after one event takes {t_catch1:.2f} s ({t_catch1 / t_full:.1%} of the full "
           f"build): connection, planning of every rule, commit")
     print("    of which (1%): " + ", ".join(f"{name} {statistics.median(ts) * 1e3:.0f} ms" for name, ts in parts.items()))
+    print(f"  like for like: the {len(EARLIER_TABLES)} tables of the earlier file with the "
+          f"{len(like_tables) - len(EARLIER_TABLES)} tables they read now ({len(like_tables)} of {len(graph.models())}: "
+          f"the outputs the earlier code made), built and caught up alone:")
+    print(f"    full build {t_like['full build']:.2f} s; catch-up after 1% more events {t_like['1%']:.2f} s "
+          f"({t_like['1%'] / t_like['full build']:.1%} of it); after one event {t_like['one event']:.2f} s")
     print(f"  cohort as-of ({as_of_date}, known at {lock:%H:%M:%S}Z)   {t_asof:8.2f} s   ({n_asof:,} patients then)"
           f"   target <= 2 s   {ok(t_asof <= 2)}")
     print(f"    a query of patients makes the {len(graph.upstream(['patients']))} tables it reads; "
