@@ -115,3 +115,15 @@ def test_the_command_line_says_a_wrong_value_in_one_line(tmp_path):
         r = subprocess.run([sys.executable, "-m", "timeline", "--store", str(tmp_path / "none"), "project", *args],
                            capture_output=True, text=True, timeout=60)
         assert (r.returncode, r.stderr) == (2, f"timeline project: {said}\n")
+
+
+def test_the_default_memory_limit_is_an_eighth_of_the_machine():
+    """A rebuild (and a query) may use an eighth of the machine's memory unless told: at 100,000 patients a
+    quarter let DuckDB fill 6 GB for no gain in time (timeline.settings.MEMORY_SHARE)."""
+    import os
+
+    from timeline.projections.partitions import Plan, size_bytes
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert total / 8 - 2**20 <= size_bytes(Plan().limit) <= total / 8
+    assert Plan(memory_limit="3GB").limit == "3GB"

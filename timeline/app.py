@@ -239,7 +239,7 @@ class Timeline:
         a past date, a past knowledge time or other parameters. If it is behind the store the view's
         `notes` say so. `fresh=True` builds every table in memory from the store instead; `patients`
         replays only those patients, straight from their streams (fast). `memory_limit` (e.g. "2GB"): the
-        most memory a query of the view may use (default: a quarter of the machine's).
+        most memory a query of the view may use (default: an eighth of the machine's).
         """
         from .projections.parameters import resolve
         from .queries.views import view_of

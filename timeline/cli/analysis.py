@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..settings import MEMORY_DEFAULT_TEXT
 from .errors import DONE, clinical_date, moment, name_value
 from .trail import apply_lock, at_lock, lock_arg
 
@@ -305,8 +306,8 @@ def register(sub: Any, store_arg) -> None:
     p.add_argument("--partitions", metavar="K", help="rebuild in K partitions of patients (by a hash of the patient id, "
                    "docs/architecture.md), one after another, in bounded memory; default: chosen from the number of "
                    "events and the memory limit (one piece when the store fits)")
-    p.add_argument("--memory-limit", metavar="SIZE", help="the most memory DuckDB may use, e.g. 4GB (default: a "
-                   "quarter of the machine's memory)")
+    p.add_argument("--memory-limit", metavar="SIZE", help="the most memory DuckDB may use, e.g. 4GB (default: "
+                   f"{MEMORY_DEFAULT_TEXT})")
     p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb",
                    help="duckdb: rebuild in this process; dask: each partition a task of a Dask cluster (a local one "
                    "of 2 workers unless --scheduler is given)")
@@ -322,8 +323,8 @@ def register(sub: Any, store_arg) -> None:
     _reader(p, store_arg)
     p.add_argument("--timeout", metavar="SECONDS", type=float, default=SQL_TIMEOUT_SECONDS,
                    help=f"stop the query after this long (default {SQL_TIMEOUT_SECONDS:g}; 0: no limit)")
-    p.add_argument("--memory-limit", metavar="SIZE", help="the most memory the query may use, e.g. 2GB (default: a "
-                   "quarter of the machine's memory)")
+    p.add_argument("--memory-limit", metavar="SIZE", help="the most memory the query may use, e.g. 2GB (default: "
+                   f"{MEMORY_DEFAULT_TEXT})")
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("params", help="list the rule parameters with their defaults, units and sources")
