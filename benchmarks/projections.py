@@ -40,6 +40,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peer import OUT, arguments, cohort_file  # noqa: E402
+from statements import DuckFile  # noqa: E402
 
 
 def timed(fn, repeat: int, setup=None) -> tuple[float, object]:
@@ -128,13 +129,9 @@ def store_read(tl, work: Path, repeat: int) -> tuple[float, float]:
         con.close()
         return n
 
-    def empty():
-        for suffix in ("", ".wal"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
-
     t_read = timed(read, repeat)[0]
-    t_load = timed(load, repeat, setup=empty)[0]
-    empty()
+    t_load = timed(load, repeat, setup=DuckFile(db, db).empty)[0]
+    DuckFile(db, db).empty()
     return t_read, t_load
 
 
@@ -164,24 +161,14 @@ def like_for_like(stores: dict[str, object], work: Path, repeat: int) -> tuple[l
     in a file of their own, as the full figures are measured: medians of `repeat` runs."""
     from timeline.projections.runner import Projector
 
-    like, kept = work / "like-for-like.duckdb", work / "like-for-like-built.duckdb"
-
-    def empty():
-        for suffix in ("", ".wal"):
-            Path(str(like) + suffix).unlink(missing_ok=True)
-
-    def restore():
-        Path(str(like) + ".wal").unlink(missing_ok=True)
-        shutil.copy(kept, like)
-        os.sync()
-
+    file = DuckFile(work / "like-for-like.duckdb", work / "like-for-like-built.duckdb")
     with earlier_tables_only() as tables:
-        out = {"full build": timed(lambda: Projector(stores["full"], like).run(rebuild=True), repeat, setup=empty)[0]}
-        shutil.copy(like, kept)
+        out = {"full build": timed(lambda: Projector(stores["full"], file.path).run(rebuild=True), repeat,
+                                   setup=file.empty)[0]}
+        file.keep()
         for what in ("1%", "one event"):
-            out[what] = timed(lambda: Projector(stores[what], like).run(), repeat, setup=restore)[0]
-    for f in (like, kept):
-        f.unlink(missing_ok=True)
+            out[what] = timed(lambda: Projector(stores[what], file.path).run(), repeat, setup=file.restore)[0]
+    file.remove()
     return tables, out
 
 
@@ -299,18 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True)
     tl = store_for(path, args.patients, args.seed)
     n_events = tl.store.max_position()
-    duck = work / "projections.duckdb"
-
-    def empty():
-        for suffix in ("", ".wal"):
-            Path(str(duck) + suffix).unlink(missing_ok=True)
+    file = DuckFile(work / "projections.duckdb", work / "before-catch-up.duckdb")  # restored before each catch-up
+    duck = file.path
 
     def full_build():
         return Projector(tl.store, duck).run(rebuild=True)
 
-    t_full, rep = timed(full_build, args.repeat, setup=empty)
+    t_full, rep = timed(full_build, args.repeat, setup=file.empty)
     print(f"  full build: {rep.rows_read:,} events, {rep.patients:,} patients", flush=True)
-    shutil.copy(duck, work / "before-catch-up.duckdb")
+    file.keep()
     lock = datetime.now(UTC)
 
     # catch-up after 1% more events (the store keeps them; the DuckDB file is restored between repeats)
@@ -324,10 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     tl2 = Timeline.open(extra_store)
     os.sync()  # the copy's writeback (half a gigabyte) is done before anything is timed
 
-    def restore():  # the file as the full build left it (not part of the catch-up's time)
-        Path(str(duck) + ".wal").unlink(missing_ok=True)
-        shutil.copy(work / "before-catch-up.duckdb", duck)
-        os.sync()  # its writeback is not the catch-up's
+    restore = file.restore  # the file as the full build left it (not part of the catch-up's time)
 
     parts: dict[str, list[float]] = {}
 

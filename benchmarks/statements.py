@@ -39,6 +39,29 @@ _TARGET = re.compile(r'^(?:CREATE (?:OR REPLACE )?(?:TEMP )?(?:TABLE|VIEW)(?: IF
 _STAGE = re.compile(r"^_(?:timeline_stage|stage|build)_|_\d+$|_rest$")  # stage tables of either layout
 
 
+class DuckFile:
+    """A benchmark's DuckDB file, and a copy kept to start each timed run from (write-ahead log set aside)."""
+
+    def __init__(self, path: Path, kept: Path):
+        self.path, self.kept = path, kept
+
+    def empty(self) -> None:
+        for suffix in ("", ".wal"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def keep(self) -> None:
+        shutil.copy(self.path, self.kept)
+
+    def restore(self) -> None:
+        Path(str(self.path) + ".wal").unlink(missing_ok=True)
+        shutil.copy(self.kept, self.path)
+        os.sync()  # its writeback is not the timed run's
+
+    def remove(self) -> None:
+        self.empty()
+        self.kept.unlink(missing_ok=True)
+
+
 def table_of(sql: str, tables: set[str]) -> str:
     """The projection table a statement works on, else OTHER (the log, the visible events, the tracking row)."""
     if sql in ("COMMIT", "close"):
@@ -100,19 +123,13 @@ def measure(patients: int, seed: int, repeat: int) -> dict[str, dict[str, float]
     connect = duckdb.connect
     runner.duckdb = type("TimedDuckDB", (), {"connect": staticmethod(lambda *a, **k: Timed(connect(*a, **k))),
                                              "Error": duckdb.Error})
-    path, built = work / "projections.duckdb", work / "built.duckdb"
-
-    def empty():
-        for suffix in ("", ".wal"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-
-    def restore():
-        Path(str(path) + ".wal").unlink(missing_ok=True)
-        shutil.copy(built, path)
+    file = DuckFile(work / "projections.duckdb", work / "built.duckdb")
+    path = file.path
 
     out: dict[str, dict[str, float]] = {}
-    for run, store, setup, rebuild in ((RUNS[0], tl.store, empty, True), (RUNS[1], stores["1%"], restore, False),
-                                       (RUNS[2], stores["one"], restore, False)):
+    for run, store, setup, rebuild in ((RUNS[0], tl.store, file.empty, True),
+                                       (RUNS[1], stores["1%"], file.restore, False),
+                                       (RUNS[2], stores["one"], file.restore, False)):
         per: dict[str, list[float]] = {}
         for _ in range(repeat):
             setup()
@@ -133,7 +150,7 @@ def measure(patients: int, seed: int, repeat: int) -> dict[str, dict[str, float]
                 per.setdefault(key, []).append(seconds)
         out[run] = {key: statistics.median(ts) for key, ts in per.items()}
         if rebuild:
-            shutil.copy(path, built)
+            file.keep()
     shutil.rmtree(work, ignore_errors=True)
     return out
 
