@@ -451,6 +451,26 @@ def test_a_store_with_damaged_pages_is_refused_for_writing_and_verify_says_what(
     assert r.returncode == 1 and "FAIL store file: SQLite integrity_check:" in r.stdout
 
 
+def test_the_check_before_writing_does_not_read_a_large_store_whole(seeded, monkeypatch):
+    """Found by the 1,000,000-patient run (issue 15): `PRAGMA quick_check` before each ingest read every page of a
+    4.9 GB store (100,000 patients), minutes from disk, before a single event was added. A store file larger than
+    QUICK_CHECK_MAX_BYTES is not read whole before a write (SQLite refuses a write meeting a damaged page, and
+    `timeline verify` checks everything); a smaller one still is."""
+    from timeline.store import recorders
+
+    checks: list[str] = []
+    monkeypatch.setattr(recorders.SQLiteTimelineRecorder, "integrity_check",
+                        lambda self, pragma="integrity_check", most=20: checks.append(pragma))
+    with Timeline.open(seeded) as tl:
+        assert tl.ingest([FOLLOW_UP]).new == 1
+    assert checks == ["quick_check"]  # a small store: checked whole
+    monkeypatch.setattr(recorders, "QUICK_CHECK_MAX_BYTES", 4096)  # the same file, counted as large
+    with Timeline.open(seeded) as tl:
+        assert tl.ingest([{**FOLLOW_UP, "occurred_on": "2024-01-11"}]).new == 1
+        assert len(tl.store.recorder.read_stream("ADV-1")) == 2
+    assert checks == ["quick_check"]  # not read whole again
+
+
 def test_a_file_that_is_not_a_database_is_one_line(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "events.sqlite").write_bytes(b"this is not a database" * 500)
