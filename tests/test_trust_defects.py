@@ -604,3 +604,34 @@ def test_postgresql_projections_live_in_the_users_data_directory_not_the_working
         assert r.returncode == 0 and str(tmp_path / "named") in r.stdout, r.stderr
     assert not (tmp_path / "timeline-data").exists()
     assert "catch-up: 0 stored events read" in r.stdout  # the second run, elsewhere, found the same file
+
+
+def test_a_large_file_is_parsed_only_a_few_blocks_ahead_of_the_writer(tmp_path, monkeypatch):
+    """Found by the 1,000,000-patient run (issue 15): the parse workers were fed every block of the file at once
+    (`Pool.imap` reads its input eagerly), so a writer slower than the parse held the whole file's prepared
+    events: 3.1 GB resident for 15.8M events. Now at most `PARSE_AHEAD_BLOCKS` blocks wait for the writer."""
+    import threading
+    import time
+    from datetime import date
+
+    from timeline import ingest
+
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 2048)  # ~20 lines a block: the file below is ~100 blocks
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps({**FOLLOW_UP, "patient_id": f"P{i:05d}"}) + "\n" for i in range(2000)))
+    read = []
+    blocks = ingest._blocks
+    monkeypatch.setattr(ingest, "_blocks", lambda p: (read.append(1) or b for b in blocks(p)))
+    it = ingest.read_json_blocks(path, date(2030, 1, 1), parallel=True)
+    first = next(it)
+    time.sleep(1.0)  # a slow writer: the workers would have parsed the whole file by now
+    assert len(read) <= 1 + ingest.PARSE_AHEAD_BLOCKS + 1, f"{len(read)} blocks read for 1 written"
+    rest = [row for block in it for row in block]
+    ids = [row[0] for row in first + rest]
+    assert ids == [f"P{i:05d}" for i in range(2000)] and len(read) > 50  # every line, in order, all the same
+    stopped = ingest.read_json_blocks(path, date(2030, 1, 1), parallel=True)
+    next(stopped)
+    closing = threading.Thread(target=stopped.close)  # a writer that stops early (an error): the pool closes
+    closing.start()
+    closing.join(timeout=30)
+    assert not closing.is_alive(), "the parse pool hung when its reader stopped early"

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
@@ -127,6 +128,9 @@ def prepare_objects(rows: Iterable[tuple[int | None, Any]], latest: date) -> Ite
 
 # -- files -----------------------------------------------------------------------------------------------
 CHUNK_BYTES = 2 << 20  # a worker's unit of work: ~10,000 lines
+# Blocks handed to the parse workers ahead of the writer (`Pool.imap` would read the whole file at once, and a
+# writer slower than the parse would then hold every prepared event of it in memory).
+PARSE_AHEAD_BLOCKS = 8
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -211,9 +215,23 @@ def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> 
             yield prepare_json_lines(_block_lines(block, first), latest)
         return
     ctx = multiprocessing.get_context("fork")
+    ahead, stop = threading.Semaphore(PARSE_AHEAD_BLOCKS), threading.Event()
+
+    def jobs() -> Iterator[tuple[bytes, int, date]]:  # run by the pool's feeder thread: it waits for the writer
+        for block, first in _blocks(path):
+            ahead.acquire()
+            if stop.is_set():
+                return
+            yield block, first, latest
+
     with _forked_pool(ctx) as pool:
-        jobs = ((block, first, latest) for block, first in _blocks(path))
-        yield from pool.imap(_prepare_block, jobs, chunksize=1)  # plain tuples in Prepared's field order
+        try:
+            for prepared in pool.imap(_prepare_block, jobs(), chunksize=1):  # plain tuples in Prepared's order
+                ahead.release()
+                yield prepared
+        finally:  # also when the writer stops early: a feeder waiting for it wakes and stops, so the pool can close
+            stop.set()
+            ahead.release()
 
 
 def read_json_lines(path: Path, latest: date, parallel: bool | None = None) -> Iterator[tuple | Problem]:
