@@ -7,14 +7,10 @@ Large files are parsed in a worker process while the main process writes, so bot
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import gc
 import json
-import multiprocessing
 import os
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
@@ -30,6 +26,7 @@ from .events.catalogue import content_id_bytes
 from .events.problems import Problem
 from .store.eventstore import Corrector, Prepared
 from .store.facts import CORRECTED, RETRACTED
+from .workers import ordered_map
 
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, a worker process costs more than it saves
@@ -128,8 +125,8 @@ def prepare_objects(rows: Iterable[tuple[int | None, Any]], latest: date) -> Ite
 
 # -- files -----------------------------------------------------------------------------------------------
 CHUNK_BYTES = 2 << 20  # a worker's unit of work: ~10,000 lines
-# Blocks handed to the parse workers ahead of the writer (`Pool.imap` would read the whole file at once, and a
-# writer slower than the parse would then hold every prepared event of it in memory).
+# Blocks handed to the parse workers ahead of the writer (`workers.ordered_map`): a writer slower than the parse
+# holds at most this many blocks of prepared events, whatever the file's size.
 PARSE_AHEAD_BLOCKS = 8
 
 
@@ -183,20 +180,6 @@ def _prepare_block(args: tuple[bytes, int, date]) -> list[tuple | Problem]:
     return prepare_json_lines(_block_lines(block, first), latest)
 
 
-@contextlib.contextmanager
-def _forked_pool(ctx: Any) -> Iterator[Any]:
-    """A pool of parse workers (one per core, at most 2) forked from this process. The objects this process
-    holds are frozen for the fork (`gc.freeze`, as the gc module's documentation advises), so that the
-    workers' collections never walk them (nor copy their pages), and unfrozen in this process right after."""
-    gc.freeze()
-    try:
-        pool = ctx.Pool(max(1, min(2, os.cpu_count() or 1)))
-    finally:
-        gc.unfreeze()
-    with pool:
-        yield pool
-
-
 def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> Iterator[list[tuple | Problem]]:
     """Prepared events of a JSON Lines file, a list per block of lines, in file order; a large file is
     parsed by worker processes (one per core) while this process writes."""
@@ -214,24 +197,8 @@ def read_json_blocks(path: Path, latest: date, parallel: bool | None = None) -> 
         for block, first in _blocks(path):
             yield prepare_json_lines(_block_lines(block, first), latest)
         return
-    ctx = multiprocessing.get_context("fork")
-    ahead, stop = threading.Semaphore(PARSE_AHEAD_BLOCKS), threading.Event()
-
-    def jobs() -> Iterator[tuple[bytes, int, date]]:  # run by the pool's feeder thread: it waits for the writer
-        for block, first in _blocks(path):
-            ahead.acquire()
-            if stop.is_set():
-                return
-            yield block, first, latest
-
-    with _forked_pool(ctx) as pool:
-        try:
-            for prepared in pool.imap(_prepare_block, jobs(), chunksize=1):  # plain tuples in Prepared's order
-                ahead.release()
-                yield prepared
-        finally:  # also when the writer stops early: a feeder waiting for it wakes and stops, so the pool can close
-            stop.set()
-            ahead.release()
+    jobs = ((block, first, latest) for block, first in _blocks(path))
+    yield from ordered_map(_prepare_block, jobs, PARSE_AHEAD_BLOCKS)  # plain tuples in Prepared's field order
 
 
 def read_json_lines(path: Path, latest: date, parallel: bool | None = None) -> Iterator[tuple | Problem]:

@@ -12,7 +12,6 @@ correction of the event it gave before.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,11 +24,13 @@ from pydantic import ValidationError
 from ..events import EVENT_ADAPTER, EVENT_TYPES, list_fields
 from ..events.problems import Problem
 from ..ingest import prepare_json_lines
+from ..workers import ordered_map
 from . import fhir as F
 
 FHIR_SUFFIXES = (".json", ".ndjson")
 BLOCK = 5_000  # resources per worker task
 PARALLEL_MIN_RESOURCES = 20_000
+MAP_AHEAD_BLOCKS = 8  # blocks mapped ahead of the writer (workers.ordered_map: memory bounded by it)
 _DOSE_UNITS = {"ug/(m2.d)": "dose_ug_per_m2_day", "ug/d": "dose_ug_per_day"}
 #: sub-elements shared by many resources (the same code, the same patient): validated once per resource type,
 #: field and content, then given to the model as the validated instance (fhir.resources checks it is one)
@@ -547,9 +548,7 @@ class FileImport:
             for b in blocks:
                 yield map_block(b, fullurls, self.prefix, self.latest)
             return
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
-            yield from pool.imap(_map_job, ((b, fullurls, self.prefix, self.latest) for b in blocks), chunksize=1)
+        yield from ordered_map(_map_job, ((b, fullurls, self.prefix, self.latest) for b in blocks), MAP_AHEAD_BLOCKS)
 
     def source(self) -> Iterator[list[Any]]:
         """Blocks of prepared events and problems, then the events that needed the whole file."""
