@@ -3,6 +3,8 @@ its answers do not depend on the order in which tables were asked for."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -23,8 +25,9 @@ def tl(tmp_path_factory):
 
 
 def _recomputed(view) -> set[str]:
-    """The tables the view has made (read on its connection: the SQL surface refuses the catalogue functions)."""
-    made = view._con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    """The tables the view has made, each a temporary view shadowing the file's (read on its connection: the SQL
+    surface refuses the catalogue functions)."""
+    made = view._con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()
     return {name for (name,) in made} & set(graph.models())
 
 
@@ -72,3 +75,59 @@ def test_every_table_asked_alone_is_the_as_of_one(tl):
             assert view.sql(f"SELECT count(*) AS n FROM {t}")["n"][0] == expected[t], t
     with tl.as_of(AS_OF) as view:
         assert view.sql("SELECT max(occurred_on) AS last FROM events")["last"][0].isoformat() <= AS_OF
+
+
+def _all_tables(view) -> dict[str, pl.DataFrame]:
+    return {t: _sorted(view.table(t)) for t in graph.models()}
+
+
+def test_only_the_patients_whose_events_differ_then_are_recomputed(tl):
+    """A past view recomputes the patients with an event after the date; everyone else's rows are the file's,
+    and every table equals a build of every patient from the store at that date."""
+    with_later = {v.event.patient_id for v in tl.events() if v.event.occurred_on.isoformat() > AS_OF}
+    assert 0 < len(with_later) < len(tl.patients())
+    with tl.as_of(AS_OF) as past, tl.as_of(AS_OF, fresh=True) as everyone:
+        past.sql("SELECT count(*) FROM endpoints")
+        recomputed = {p for (p,) in past._con.execute("SELECT patient_id FROM _past_changed").fetchall()}
+        assert recomputed == with_later
+        mine, theirs = _all_tables(past), _all_tables(everyone)
+    for t in graph.models():
+        assert_frame_equal(mine[t], theirs[t], check_row_order=False)
+
+
+def test_a_correction_moving_an_event_past_the_date_is_seen(tmp_path):
+    """A patient whose last event was moved after the date by a correction has no event after it in the log as
+    stored first: the past view must still recompute that patient (the corrected date decides)."""
+    with Timeline.open(tmp_path / "data") as t:
+        t.ingest(list(iter_cohort(8, seed=5)))
+        last = max(t.events(), key=lambda v: v.event.occurred_on)
+        patient, day = last.event.patient_id, last.event.occurred_on
+        assert not [v for v in t.events(patient) if v.event.occurred_on > day]
+        later = min(day + timedelta(days=30), date.today())
+        assert later > day
+        t.correct(str(last.event.event_id), {"occurred_on": later.isoformat()}, reason="date misread", by="test")
+        t.project()
+        with t.as_of(day) as past, t.as_of(day, fresh=True) as everyone:
+            mine, theirs = _all_tables(past), _all_tables(everyone)
+            events_then = past.sql(f"SELECT count(*) AS n FROM events WHERE patient_id = '{patient}'")["n"][0]
+        assert events_then == len(t.events(patient, as_of=day))
+        for table in graph.models():
+            assert_frame_equal(mine[table], theirs[table], check_row_order=False)
+
+
+def test_the_memory_limit_binds_from_the_first_row_read(tl, monkeypatch):
+    """Defect found at 1,000,000 patients: the past view loaded the log's visible events before its memory limit
+    was set (a 13.7 GB peak under a 2.9 GiB limit). The limit is set before any row is read."""
+    from timeline.projections import loader
+
+    seen = []
+    real = loader.load_visible
+
+    def spy(con, **kw):
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        return real(con, **kw)
+
+    monkeypatch.setattr(loader, "load_visible", spy)
+    with tl.as_of(AS_OF, memory_limit="123MB") as view:
+        view.sql("SELECT count(*) FROM patients")
+    assert seen and all(s.replace(" ", "").upper() in ("117.3MIB", "123.0MB") for s in seen), seen

@@ -75,11 +75,12 @@ def check_values(con: duckdb.DuckDBPyConnection, model: Model, relation: str | N
 
 def build(con: duckdb.DuckDBPyConnection, params: Params, *, inputs: Mapping[str, str] | None = None,
           temp: bool = False, patients: Sequence[str] | None = None, tables: Sequence[str] | None = None,
-          file_views: Mapping[str, str] | None = None,
+          file_views: Mapping[str, str] | None = None, prefix: str = "",
           on_table: Callable[[str, int, int], None] | None = None) -> list[str]:
     """Make the projection tables from the connection's `visible_events` (or `inputs[...]`).
 
     temp: make them as temporary tables (an in-memory view over a read-only file); else in `main`.
+    prefix: name the tables `<prefix><model>` (the later models read them so).
     patients: recompute only those patients: their rows are computed from `inputs` (which then hold those
     patients' rows only) into stage tables, deleted from and inserted into the tables (created if absent).
     tables: only these tables and the tables they read (default: every model).
@@ -104,7 +105,7 @@ def build(con: duckdb.DuckDBPyConnection, params: Params, *, inputs: Mapping[str
             target = f"temp.main.{_STAGE}{name}"  # its rows, computed once for the later models
             _stage(con, model, relations, params)
         else:
-            target = f"{schema}.{quote_ident(name)}"
+            target = f"{schema}.{quote_ident(prefix + name)}"
             kind = "TEMP TABLE" if temp else "TABLE"
             execute(con, f"CREATE OR REPLACE {kind} {target} AS", model, relations, params)
         check_columns(con, model, target)

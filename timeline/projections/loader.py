@@ -198,6 +198,25 @@ def visible_select(log: str, versions: str | None, *, as_of: bool = False, known
     ) {d}"""
 
 
+def changed_select(log: str, *, as_of: bool = False, known_at: bool = False) -> str:
+    """The SELECT of the patients (`patient_id`) whose visible events as of `$as_of` / known at `$known_at`
+    may differ from those of the whole `log`: those with an event occurred after the date (or corrected to a
+    date after it), or with a row recorded after the knowledge time.
+
+    Every other patient sees, for (D, K), exactly the events they see now: the same rows recorded by K, so the
+    same fold of their amendments and the same consent, and no event of theirs occurs after D, whatever its
+    version. Rules are per patient, so that patient's projected rows are the ones of the whole log; a past
+    view recomputes the others only (a superset is harmless: a patient recomputed in vain gets the same rows).
+    """
+    tests = []
+    if as_of:
+        tests += [f"(type NOT IN {_AMENDMENTS} AND occurred_on > $as_of)",
+                  f"(type = '{CORRECTED}' AND CAST(payload->'replacement'->>'occurred_on' AS DATE) > $as_of)"]
+    if known_at:
+        tests.append("recorded_at > $known_at")
+    return f"SELECT DISTINCT patient_id FROM {log} WHERE {' OR '.join(tests) or 'false'}"
+
+
 def visible_parameters(as_of: date | None, known_at: datetime | None) -> dict[str, Any]:
     return {k: v for k, v in (("as_of", as_of), ("known_at", known_at)) if v is not None}
 

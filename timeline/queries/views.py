@@ -4,8 +4,9 @@ in-memory build from the store.
 Every view is a `ProjectionView`: the same table names (`events`, `patients`, `bridging`, …) queried with
 SQL, results as polars DataFrames. The file is only ever opened read-only, so any number of readers work
 at once and none can write it: the SQL surface refuses every statement that is not a query, and file access
-from SQL is switched off. A recomputed view builds its tables as temporary tables of the read-only
-connection (they shadow the file's), by the same models and the same loader as the file.
+from SQL is switched off. A recomputed view builds the rows of the patients whose events differ then as
+temporary tables of the read-only connection, by the same models and the same loader as the file, and each
+table is a temporary view (shadowing the file's) of those rows and the file's rows of everyone else.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def open_file(path: Path, as_of: date | None = None, known_at: datetime | None =
     """The tables of the projection file: as they are, or, for a past date, a past knowledge time or other
     parameters than the file's, recomputed by the same models from the file's log (each query makes the
     tables it reads, see `_Recompute`). The file is read, never written: recomputed tables are temporary
-    tables of the read-only connection."""
+    tables of the read-only connection, within the memory limit from the first row read."""
     con = connect_read_only(path, on_wait=on_wait)
     try:
         try:
@@ -213,15 +214,13 @@ def open_file(path: Path, as_of: date | None = None, known_at: datetime | None =
             raise DamagedProjectionsError(damaged(path, e)) from None
         if state is None:
             raise NoProjectionsError(f"{path} holds no projections of this version; run `timeline project`")
+        lock_down(con, memory_limit)
+        other = params is not None and params != state.params
         what = [f"as of {as_of}" if as_of else "", f"known at {known_at}" if known_at else "",
-                "with other parameters" if params is not None and params != state.params else ""]
+                "with other parameters" if other else ""]
         prepare = None
         if any(what):
-            from ..projections.loader import load_visible
-
-            load_visible(con, log="main.log", as_of=as_of, known_at=known_at)
-            prepare = _Recompute(con, params if params is not None else state.params).ensure
-        lock_down(con, memory_limit)
+            prepare = _Recompute(con, params if other else state.params, as_of, known_at, everyone=other).ensure
     except BaseException:
         con.close()
         raise
@@ -247,23 +246,60 @@ def _models_named(con: duckdb.DuckDBPyConnection, query: str) -> set[str]:
 
 class _Recompute:
     """The tables of a recomputed view, made on demand: before each query, the tables it reads and the tables
-    they read, as temporary tables that shadow the file's (a query of `patients` does not pay for
-    `data_queries`). A query whose tables DuckDB cannot name gets every table."""
+    they read (a query of `patients` does not pay for `data_queries`; one DuckDB cannot name gets every table).
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, params: Params):
+    Only the patients whose visible events differ at (as_of, known_at) are recomputed (`loader.changed_select`:
+    rules are per patient, so everyone else's rows are the file's), into temporary tables `_past_<table>`; each
+    table is then a temporary view that shadows the file's: the file's rows of the unchanged patients and the
+    recomputed rows of the others. With other parameters than the file's, every patient is recomputed."""
+
+    PREFIX = "_past_"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, params: Params, as_of: date | None,
+                 known_at: datetime | None, everyone: bool):
         self._con = con
         self._params = params
+        self._as_of, self._known_at = as_of, known_at
+        self._everyone = everyone
         self._made: dict[str, str] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        """The changed patients (`_past_changed`) and their visible events (`_past_visible`), once."""
+        from ..projections.loader import changed_select, load_visible, visible_parameters
+
+        con, p = self._con, self.PREFIX
+        changed = None
+        if not self._everyone:
+            sql = changed_select("main.log", as_of=self._as_of is not None, known_at=self._known_at is not None)
+            con.execute(f"CREATE TEMP TABLE {p}changed AS {sql}", visible_parameters(self._as_of, self._known_at))
+            changed = f"temp.main.{p}changed"
+        load_visible(con, log="main.log", into=f"{p}visible", as_of=self._as_of, known_at=self._known_at,
+                     patients=changed)
+        self._loaded = True
 
     def ensure(self, query: str) -> None:
         from ..projections import graph
         from ..projections.build import build, quote_ident
+        from ..projections.model import VISIBLE_EVENTS
+        from ..projections.partitions import file_table
 
         named = _models_named(self._con, query)
         wanted = [t for t in graph.upstream(named) if t not in self._made]
-        if wanted:
-            made = build(self._con, self._params, temp=True, tables=wanted, inputs=self._made)
-            self._made |= {t: f"temp.main.{quote_ident(t)}" for t in made}
+        if not wanted:
+            return
+        if not self._loaded:
+            self._load()
+        p = self.PREFIX
+        made = build(self._con, self._params, temp=True, tables=wanted, prefix=p,
+                     inputs={VISIBLE_EVENTS: f"temp.main.{p}visible", **self._made})
+        for t in made:
+            rows = f"SELECT * FROM temp.main.{quote_ident(p + t)}"
+            if not self._everyone:  # the file's rows of the patients that have not changed
+                rows = (f"SELECT * FROM {file_table(self._con, t)} WHERE patient_id NOT IN "
+                        f"(SELECT patient_id FROM temp.main.{p}changed) UNION ALL {rows}")
+            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(t)} AS {rows}")
+            self._made[t] = f"temp.main.{quote_ident(p + t)}"
 
 
 def view_of(con: duckdb.DuckDBPyConnection, description: str, on_close: Callable[[], None] | None = None,
