@@ -122,3 +122,47 @@ def test_one_patient_as_of_never_recomputes_the_cohort(store, monkeypatch, capsy
     assert json.loads(capsys.readouterr().out)[0]["n"] > 0
     with pytest.raises(AssertionError, match="cohort path"):  # the spies do see the cohort path
         main(["--store", str(store), "sql", "select count(*) from events", "--as-of", "2030-01-01"])
+
+
+def test_one_patient_as_of_of_a_plain_store_needs_no_store_stack(store):
+    """The command reads the patient's stream with sqlite3 (`SQLiteProbe.read_stream`) and parses the query on the
+    connection that replays it: neither the eventsourcing library nor the event models are imported."""
+    from timeline.app import Timeline
+
+    with Timeline.open(store, create=False) as tl:
+        patient = tl.patients()[3]
+    script = ("import json, sys\nfrom timeline.cli import main\n"
+              f"code = main(['--store', {str(store)!r}, 'sql', \"select * from endpoints where patient_id = "
+              f"'{patient}'\", '--as-of', '2030-01-01', '--format', 'json'])\n"
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('eventsourcing', 'pydantic', 'polars'))\n"
+              "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    said = json.loads(r.stderr.strip().splitlines()[-1])
+    assert said == {"code": 0, "heavy": []}
+    assert [row["patient_id"] for row in json.loads(r.stdout)] and \
+        {row["patient_id"] for row in json.loads(r.stdout)} == {patient}
+
+
+def test_the_probe_reads_a_stream_as_the_store_does(store):
+    from timeline.app import Timeline
+    from timeline.store.probe import SQLiteProbe
+
+    with Timeline.open(store, create=False) as tl, SQLiteProbe.open(str(store)) as probe:
+        for patient in tl.patients()[:5]:
+            assert probe.read_stream(patient) == tl.store.recorder.read_stream(patient)
+        assert probe.read_stream("no such patient") == []
+
+
+@pytest.mark.parametrize("when", ["--known-at", "--as-of"])
+def test_the_command_answers_as_the_cohort_does_at_a_knowledge_time(store, when):
+    from timeline.app import Timeline
+
+    with Timeline.open(store, create=False) as tl:
+        day = midway(tl)
+        patient = next(p for p in tl.patients() if 0 < len(tl.events(p, as_of=day)) < len(tl.events(p)))
+        stamps = sorted(v.recorded_at for v in tl.events(patient))
+        value = stamps[len(stamps) // 2].isoformat() if when == "--known-at" else day
+    query = f"select * from events where patient_id = '{patient}' order by all"
+    replayed = rows(run("sql", query, when, value, "--format", "json", store=store))
+    cohort = rows(run("sql", query, when, value, "--fresh", "--format", "json", store=store))
+    assert replayed == cohort and replayed

@@ -148,7 +148,7 @@ def _memory_limited(plan) -> Iterator[None]:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    if _sql_on_file(args):
+    if _sql_on_file(args) or _sql_of_patients(args):
         return DONE
     from ..app import Timeline
 
@@ -199,6 +199,47 @@ def _sql_on_file(args: argparse.Namespace) -> bool:
                 return False
             _say_notes(view, args)
             sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
+    return True
+
+
+def _sql_of_patients(args: argparse.Namespace) -> bool:
+    """`timeline sql --as-of/--known-at` of a query that can only see some patients' rows (`patient_filter`), of
+    a plain SQLite store, to the screen: those patients replayed from their streams read with sqlite3
+    (`SQLiteProbe.read_stream`), on the one DuckDB connection that parsed the query, building only the table the
+    query reads and the tables it reads; as the full path answers it (`open_view`), without the store's stack.
+    False: not such a case; the full path answers."""
+    if (not (args.as_of or args.known_at) or args.param or args.fresh or args.lock or args.out
+            or args.format not in FORMATS):
+        return False
+    from ..store.probe import SQLiteProbe
+
+    probe = SQLiteProbe.open(args.store)
+    if probe is None:
+        return False
+    import duckdb
+
+    from ..clock import as_date, as_utc
+    from ..projections import graph
+    from ..projections.replay import replay_into
+    from ..queries.patient_filter import restriction
+    from ..queries.views import view_of
+
+    with probe:
+        con = duckdb.connect(config={"threads": 1})
+        try:
+            found = restriction(args.query, con)
+            if found is None or found[0] not in graph.models():
+                con.close()
+                return False
+            table, patients = found
+            replay_into(con, probe.read_stream, patients, as_date(args.as_of), as_utc(args.known_at),
+                        tables=[table])
+        except BaseException:
+            con.close()
+            raise
+    with view_of(con, f"patients {', '.join(patients)} replayed from the store",
+                 memory_limit=args.memory_limit) as view:
+        sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
     return True
 
 

@@ -22,12 +22,13 @@ import duckdb
 
 from ..events.basics import IDENTITY_FIELDS
 from ..store.facts import AMENDMENTS, CORRECTED, Ledger, LogRecord
-from ..store.recorders import StoredRow, raw_schema
 from ..store.upcasting import upcast_sql
 from .model import VISIBLE_EVENTS
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the store's stack is imported where it is used: a replay read with sqlite3 needs none of it
     import pyarrow as pa
+
+    from ..store.rows import StoredRow
 
 LOG_COLUMNS = """
     position BIGINT NOT NULL,
@@ -61,6 +62,8 @@ WITHDRAWN = "consent_withdrawn"
 def raw_table(rows: Iterable[StoredRow]) -> pa.Table:
     """Stored rows as the Arrow table `insert_log` reads (`raw_schema()`)."""
     import pyarrow as pa
+
+    from ..store.recorders import raw_schema
 
     pos, state = [], []
     for r in rows:

@@ -16,10 +16,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from ..store.eventstore import EventStore
 from . import graph
 from .build import build, quote_ident
 from .loader import (VERSIONS_SQL, amendments, create_log, fold, insert_rows, load_visible, visible_parameters,
@@ -27,15 +27,22 @@ from .loader import (VERSIONS_SQL, amendments, create_log, fold, insert_rows, lo
 from .model import VISIBLE_EVENTS
 from .parameters import Params, resolve, sql_literal
 
+if TYPE_CHECKING:  # imported by the caller: `timeline sql` reads a plain SQLite store's streams without it
+    from ..store.eventstore import EventStore
+    from ..store.rows import StoredRow
+
+    StreamReader = Callable[[str], list[StoredRow]]
+
 FEW_PATIENTS = 20
 POOL_SIZE = 4  # warm connections kept per parameter set
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 
-def load_patients(con: duckdb.DuckDBPyConnection, store: EventStore, patients: Iterable[str]) -> None:
-    """The streams of `patients` into table `log` (the stream version orders a patient's records)."""
+def load_patients(con: duckdb.DuckDBPyConnection, read_stream: StreamReader, patients: Iterable[str]) -> None:
+    """The streams of `patients` (`read_stream(patient)`: the store's, or `SQLiteProbe.read_stream`) into table
+    `log` (the stream version orders a patient's records)."""
     create_log(con)
-    insert_rows(con, (replace(r, position=r.version) for pid in patients for r in store.recorder.read_stream(pid)))
+    insert_rows(con, (replace(r, position=r.version) for pid in patients for r in read_stream(pid)))
 
 
 class _Warm:
@@ -64,7 +71,7 @@ class _Warm:
         c = self.con
         for t in ("log", VISIBLE_EVENTS, *self.tables):
             c.execute(f"DELETE FROM {quote_ident(t)}")
-        load_patients(c, store, patients)
+        load_patients(c, store.recorder.read_stream, patients)
         versions = fold(amendments(c), known_at)
         c.execute("DELETE FROM _fv")
         c.execute(f"INSERT INTO _fv {VERSIONS_SQL}", versions)
@@ -153,15 +160,24 @@ def replay(store: EventStore, patients: Sequence[str], as_of: date | None = None
         return Replayed(warm.con, release, warm.ensure)
     con = duckdb.connect(config={"threads": 1} if len(patients) <= FEW_PATIENTS else {})
     try:
-        if len(patients) <= FEW_PATIENTS:
-            con.execute("PRAGMA disable_optimizer")
-        load_patients(con, store, patients)
-        load_visible(con, as_of=as_of, known_at=known_at)
-        build(con, params, tables=list(tables) if tables is not None else None)
+        replay_into(con, store.recorder.read_stream, patients, as_of, known_at, params, tables)
     except BaseException:
         con.close()
         raise
     return Replayed(con, con.close)
+
+
+def replay_into(con: duckdb.DuckDBPyConnection, read_stream: StreamReader, patients: Sequence[str],
+                as_of: date | None = None, known_at: datetime | None = None, params: Params | None = None,
+                tables: Iterable[str] | None = None) -> None:
+    """The projection tables of these patients as of (as_of, known_at) built in `con` (a fresh connection) from
+    their streams read by `read_stream`: `tables` and the tables they read (default: every table). Nothing is
+    kept warm: for a one-shot command, where each model is planned once anyway."""
+    if len(patients) <= FEW_PATIENTS:
+        con.execute("PRAGMA disable_optimizer")  # on so few rows planning costs more than running
+    load_patients(con, read_stream, patients)
+    load_visible(con, as_of=as_of, known_at=known_at)
+    build(con, params if params is not None else resolve(), tables=list(tables) if tables is not None else None)
 
 
 def day_numbers(store: EventStore, patient: str, known_at: datetime | None = None,

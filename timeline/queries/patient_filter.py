@@ -13,18 +13,31 @@ the query is answered from the cohort, as before.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
 
 MAX_PATIENTS = 20  # more than this: the cohort path (a replay costs per patient)
 
 
-def patients_of(query: str) -> tuple[str, ...] | None:
-    """The patient ids `query` is restricted to (sorted, distinct), or None if it may read any patient's rows."""
+def patients_of(query: str, con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, ...] | None:
+    """The patient ids `query` is restricted to (sorted, distinct), or None if it may read any patient's rows.
+    `con`: a DuckDB connection to parse with (default: a new in-memory one)."""
+    found = restriction(query, con)
+    return found[1] if found is not None else None
+
+
+def restriction(query: str, con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, tuple[str, ...]] | None:
+    """The one table `query` reads and the patient ids it is restricted to, or None (see the module)."""
     import duckdb
 
     try:
-        with duckdb.connect() as con:
-            tree = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()[0])
+        if con is None:
+            with duckdb.connect() as own:
+                tree = _tree(own, query)
+        else:
+            tree = _tree(con, query)
     except duckdb.Error:
         return None
     statements = tree.get("statements") or []
@@ -40,8 +53,12 @@ def patients_of(query: str) -> tuple[str, ...] | None:
     for condition in _conjuncts(node.get("where_clause")):
         found = _patient_ids(condition, names)
         if found is not None and 0 < len(found) <= MAX_PATIENTS:
-            return found
+            return str(table.get("table_name") or ""), found
     return None
+
+
+def _tree(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, Any]:
+    return json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()[0])
 
 
 def _conjuncts(clause: dict[str, Any] | None) -> list[dict[str, Any]]:

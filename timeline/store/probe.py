@@ -1,6 +1,6 @@
 """The few facts a reader of the projection file asks of a plain SQLite store (its identity, how far it goes,
-the event at a position), read with Python's sqlite3 alone, read-only: `timeline sql` answers without the
-store's stack (the eventsourcing library, the event models).
+the event at a position, a patient's stream), read with Python's sqlite3 alone, read-only: `timeline sql`
+answers without the store's stack (the eventsourcing library, the event models).
 
 Only a store in a data folder, not encrypted, with no key given, is probed; for any other (an encrypted one,
 PostgreSQL, memory, none at all) `SQLiteProbe.open` returns None and the caller opens the store in full,
@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from ..settings import CIPHER_KEY_ENV, KEY_FILE_ENV, SQLITE_FILE, store_location
+from .rows import StoredRow
 
 #: the library's table of stored events (each row's rowid is its log position)
 EVENTS = "stored_events"
@@ -65,6 +66,13 @@ class SQLiteProbe:
         state = bytes(row[0])
         cut = state.rindex(b',"event_id":"') + 13  # a state ends `,"event_id":"…","recorded_at":"…"}`
         return str(uuid.UUID(state[cut:cut + 36].decode()))
+
+    def read_stream(self, patient_id: str) -> list[StoredRow]:
+        """One patient's stream in version order, as the store's recorder reads it (in a plain store a patient's
+        stream id is the id itself): what a replay of that patient reads."""
+        rows = self.con.execute(f"SELECT originator_version, topic, state FROM {EVENTS} WHERE originator_id = ? "
+                                "ORDER BY originator_version", [patient_id]).fetchall()
+        return [StoredRow(0, patient_id, version, topic, bytes(state)) for version, topic, state in rows]
 
     def max_position(self) -> int:
         return self.con.execute(f"SELECT max(rowid) FROM {EVENTS}").fetchone()[0] or 0

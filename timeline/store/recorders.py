@@ -47,6 +47,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from ..events.basics import content_id_bytes as content_digest
 from .encryption import KeyProblem, KeyRing, seal_rows
+from .rows import StoredRow
 
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
@@ -64,17 +65,6 @@ def raw_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([("position", pa.int64()), ("state", pa.string())])
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRow:
-    """One stored event as read back: its global position, stream coordinates and JSON state."""
-
-    position: int
-    patient_id: str
-    version: int
-    type: str
-    state: bytes
 
 
 def split_state(state: bytes) -> tuple[bytes, bytes]:
