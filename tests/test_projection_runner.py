@@ -70,6 +70,21 @@ def _run(*args: str, store: Path, projections: Path) -> str:
     return out
 
 
+@pytest.mark.parametrize("known, patients, from_store", [(1, 50, True), (2, 50, False), (1_000, 100_000, True),
+                                                         (2_000, 100_000, True), (2_001, 100_000, False)])
+def test_a_catch_up_reads_the_history_of_a_small_share_of_the_patients_from_the_store(known, patients, from_store):
+    """The store's stream index is read while the touched patients already known are at most a fiftieth of all
+    the patients, whatever the store's size (a bound of 30,000 rows chose the scan at 100,000 patients for 1,000
+    touched: 2.07-2.29 s against 1.76-1.79 s from the store)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE patients AS SELECT 'P' || i AS patient_id FROM range(?) t(i)", [patients])
+    con.execute("CREATE TEMP TABLE _touched_ids AS SELECT 'P' || i AS patient_id FROM range(?) t(i) "
+                "UNION ALL SELECT 'new' || i FROM range(500) t(i)", [known])
+    assert runner.Projector._history_from_store(None, con, after=patients * 158) is from_store
+
+
 @pytest.mark.parametrize("history", ["store", "log"])
 def test_catch_up_equals_rebuild(tmp_path, cohort, monkeypatch, history):
     """A catch-up reaches the tables of a rebuild, corrections and retractions included, both ways: the
@@ -77,7 +92,7 @@ def test_catch_up_equals_rebuild(tmp_path, cohort, monkeypatch, history):
     filter pushdown only (a small catch-up), or their rows scanned from the log and the rules optimised (a large
     one)."""
     small = history == "store"
-    monkeypatch.setattr(runner, "STORE_HISTORY_MAX_ROWS", 10**9 if small else -1)
+    monkeypatch.setattr(runner, "STORE_HISTORY_MAX_SHARE", 10**9 if small else -1)
     monkeypatch.setattr(runner, "UNOPTIMISED_MAX_ROWS", 10**9 if small else -1)
     decided = []
     choose = runner.Projector._history_from_store
