@@ -16,13 +16,18 @@ PATIENTS = 300
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    """A store of a few hundred generated patients, one fact retracted, and its one-piece rebuild."""
+    """A store of a few hundred generated patients, one fact retracted, one corrected, one patient's consent
+    withdrawn, and its one-piece rebuild."""
     d = tmp_path_factory.mktemp("partitioned")
     tl = Timeline.open(d / "store", projections=d / "whole.duckdb")
     tl.ingest(iter_cohort(PATIENTS, seed=15))
     [count] = [f for f in tl.facts("SYN-000003") if f.original.type == "blood_count"][:1]
     tl.record({"type": "event_retracted", "patient_id": "SYN-000003", "occurred_on": "2026-01-05",
                "retracts": count.original.event_id, "reason": "sample mislabelled"})
+    [first] = [f for f in tl.facts("SYN-000007") if f.original.type == "blood_count"][:1]
+    tl.correct(str(first.original.event_id), {"occurred_on": "2026-01-04"}, reason="date misread", by="test")
+    tl.record({"type": "consent_withdrawn", "patient_id": "SYN-000011", "occurred_on": "2026-02-01",
+               "scope": "research"})
     assert tl.project(rebuild=True, plan=Plan(partitions=None)).mode == "rebuild"
     return d, tl
 
