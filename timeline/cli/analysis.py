@@ -156,7 +156,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         if args.out or args.format not in FORMATS:
             emit(view.sql(args.query, timeout=args.timeout or None), args)
         else:
-            sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
+            _write_result(view, args)
     return DONE
 
 
@@ -171,20 +171,31 @@ def _text(args: argparse.Namespace) -> Callable[[Any], str]:
     return text
 
 
+def _write_result(view: Any, args: argparse.Namespace) -> None:
+    sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
+
+
+def _plain_probe(args: argparse.Namespace, dated: bool) -> Any:
+    """The probe (`store.probe.SQLiteProbe`) of a plain SQLite store, for `timeline sql` to the screen without
+    --param, --fresh, --lock or --out, with (`dated`) or without --as-of/--known-at; else None: the full path
+    answers."""
+    if (bool(args.as_of or args.known_at) != dated or args.param or args.fresh or args.lock or args.out
+            or args.format not in FORMATS):
+        return None
+    from ..store.probe import SQLiteProbe
+
+    return SQLiteProbe.open(args.store)
+
+
 def _sql_on_file(args: argparse.Namespace) -> bool:
     """`timeline sql` on the projection file as it is, of a plain SQLite store (`store.probe`), to the screen:
     answered with DuckDB and Python's sqlite3 alone (polars only for a result `output.rows_text` cannot write),
     as the full path answers it, notes and errors included. False: not such a case; the full path answers."""
-    if (args.as_of or args.known_at or args.param or args.fresh or args.lock or args.out
-            or args.format not in FORMATS):
+    probe = _plain_probe(args, dated=False)
+    if probe is None:
         return False
     import sqlite3
 
-    from ..store.probe import SQLiteProbe
-
-    probe = SQLiteProbe.open(args.store)
-    if probe is None:
-        return False
     from ..projections.state import check_against, projections_file
     from ..queries.views import open_file
 
@@ -198,7 +209,7 @@ def _sql_on_file(args: argparse.Namespace) -> bool:
             except sqlite3.Error:  # a store the probe cannot read: the full path says why
                 return False
             _say_notes(view, args)
-            sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
+            _write_result(view, args)
     return True
 
 
@@ -208,12 +219,7 @@ def _sql_of_patients(args: argparse.Namespace) -> bool:
     (`SQLiteProbe.read_stream`), on the one DuckDB connection that parsed the query, building only the table the
     query reads and the tables it reads; as the full path answers it (`open_view`), without the store's stack.
     False: not such a case; the full path answers."""
-    if (not (args.as_of or args.known_at) or args.param or args.fresh or args.lock or args.out
-            or args.format not in FORMATS):
-        return False
-    from ..store.probe import SQLiteProbe
-
-    probe = SQLiteProbe.open(args.store)
+    probe = _plain_probe(args, dated=True)
     if probe is None:
         return False
     import duckdb
@@ -239,7 +245,7 @@ def _sql_of_patients(args: argparse.Namespace) -> bool:
             raise
     with view_of(con, f"patients {', '.join(patients)} replayed from the store",
                  memory_limit=args.memory_limit) as view:
-        sys.stdout.write(view.result(args.query, timeout=args.timeout or None, take=_text(args)))
+        _write_result(view, args)
     return True
 
 
