@@ -78,10 +78,12 @@ def test_a_bad_number_of_partitions_is_one_line(bad):
 
 
 def test_the_number_of_partitions_follows_the_events_and_the_memory_limit():
-    assert Plan(memory_limit="1GiB").count(4_500_000) == 3
-    assert Plan(memory_limit="3GiB").count(4_500_000) == 1
-    assert not Plan(memory_limit="3GiB").split(4_500_000)
-    assert Plan(partitions=1).split(4_500_000)  # asked for: by the partitions' path, even in one
+    # 100,000 generated patients (15.8M events) are built in one piece under the default eighth of 24 GiB
+    assert Plan(memory_limit="3013MiB").count(15_803_619) == 1
+    assert Plan(memory_limit="1GiB").count(13_000_000) == 3
+    assert Plan(memory_limit="3GiB").count(13_000_000) == 1
+    assert not Plan(memory_limit="3GiB").split(13_000_000)
+    assert Plan(partitions=1).split(13_000_000)  # asked for: by the partitions' path, even in one
 
 
 def test_a_rebuild_on_a_local_dask_cluster_equals_a_one_piece_rebuild(cohort, tmp_path):
