@@ -40,6 +40,20 @@ def _store_is_new(location: str | None) -> Path | None:
     return None if (folder / SQLITE_FILE).is_file() else folder
 
 
+def _disk_warning(tl: Any, path: Path) -> str | None:
+    """The warning of `faults.disk_shortfall` for a file about to be stored in a SQLite store (None: enough disk,
+    or not a SQLite store, or not a file)."""
+    import shutil
+
+    from ..settings import SQLITE_FILE
+    from ..store.faults import disk_shortfall
+
+    folder = tl.store.data_dir
+    if folder is None or not (Path(folder) / SQLITE_FILE).is_file() or not path.is_file():
+        return None
+    return disk_shortfall(path, path.stat().st_size, shutil.disk_usage(folder).free)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ..app import Timeline
     from ..events.problems import TYPES_HINT, UNKNOWN_TYPE, UNKNOWN_TYPE_REQUIRED, RejectedError
@@ -54,6 +68,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"created a new store at {new_store.resolve()}", file=sys.stderr)
         for name in args.files:
             path = Path(name)
+            warning = _disk_warning(tl, path)
+            if warning:
+                print(warning, file=sys.stderr)
             try:
                 lines = count_lines(path) if sys.stderr.isatty() and path.is_file() else None
                 with Progress(f"ingest {path.name}", total=lines, unit="events") as bar:

@@ -25,6 +25,31 @@ LOST = ("server closed the connection", "connection refused", "terminating conne
         "the connection is lost", "ssl syscall error")
 
 
+#: Free disk an ingest of one file may need on a SQLite store, per byte of the file. A file is one transaction
+#: (a bad file stores nothing), so its rows go to SQLite's write-ahead log until the commit, which copies them
+#: into the store. Measured on generated cohorts: the store grew by 2.16 and 2.19 bytes per byte of JSON Lines
+#: (10,000 and 100,000 patients); a 22.5 GB file had written a 49 GB log, before its commit, when the disk ran out
+#: (the log can hold a page more than once).
+DISK_PER_FILE_BYTE = 4.5
+
+
+def disk_shortfall(path: Path, size: int, free: int) -> str | None:
+    """A warning when a file of `size` bytes may need more free disk than `free` to be stored (None: enough)."""
+    need = int(size * DISK_PER_FILE_BYTE)
+    if free >= need:
+        return None
+    return (f"{path}: warning: this file ({_gb(size)}) is stored in one transaction, which may need about "
+            f"{_gb(need)} of free disk (its rows in SQLite's write-ahead log, then in the store); {_gb(free)} "
+            "are free. If the disk runs out, nothing of the file is stored: split it into smaller files.")
+
+
+def _gb(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 1e3:,.1f} kB"
+
+
 class StoreDamagedError(Exception):
     """The event store's file fails its integrity check: nothing is written to it."""
 
