@@ -38,12 +38,12 @@ def disk_shortfall(path: Path, size: int, free: int) -> str | None:
     need = int(size * DISK_PER_FILE_BYTE)
     if free >= need:
         return None
-    return (f"{path}: warning: this file ({_gb(size)}) is stored in one transaction, which may need about "
-            f"{_gb(need)} of free disk (its rows in SQLite's write-ahead log, then in the store); {_gb(free)} "
+    return (f"{path}: warning: this file ({_size(size)}) is stored in one transaction, which may need about "
+            f"{_size(need)} of free disk (its rows in SQLite's write-ahead log, then in the store); {_size(free)} "
             "are free. If the disk runs out, nothing of the file is stored: split it into smaller files.")
 
 
-def _gb(n: int) -> str:
+def _size(n: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6)):
         if n >= scale:
             return f"{n / scale:,.1f} {unit}"
