@@ -3,6 +3,7 @@ command (and the Python API where the issue names it), each beside its target, P
 
     python benchmarks/scale.py [--patients 10000] [--repeat 3] [--seed 1] [--workdir DIR]
                                [--store postgresql://USER@HOST:PORT/DB]
+    python benchmarks/scale.py --registry [--patients 1000000] [--part-patients 100000] [--workdir DIR]
 
 Figures (medians over `--repeat` runs; the short commands, which cost about a second each, are run
 max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
@@ -46,6 +47,16 @@ benchmarks/out), removed at the end; the cohort file is generated once by `timel
 benchmarks/out, which is slow for large N: ~240,000 events/s on one core (measured at 500 patients), so about
 65 s for 100,000 patients and 11 min for 1,000,000.
 No step holds the events in this process: the file is counted, split and extended line by line.
+
+`--registry` (issue 15, point 2: the 1,000,000-patient run) prints that point's figures, each step run once:
+ingest, the full build through the command with its peak memory (target <= 8 GB) and its partitions, the
+sizes of the store and of the projection file, cohort as-of, one patient as-of, `timeline history`, start-up.
+The cohort is the same as the file's (patients 0 .. N-1 of `timeline.testing.cohort`), generated as files of
+`--part-patients` consecutive patients, each written just before its `timeline ingest` and deleted after it:
+one file is one transaction, so its rows need the disk twice (SQLite's write-ahead log, then the store), and a
+22.5 GB file of 1,000,000 patients filled a disk with 78 GB free (README). The parts go in one after another
+into one store; the ingest rate is their events over the sum of their wall clocks (generation not included).
+At 1,000,000 patients it needs about 60 GB free and an hour.
 """
 
 from __future__ import annotations
@@ -272,6 +283,45 @@ def more_events(patients: int, seed: int, events: int, out: Path) -> tuple[int, 
     return len(rows), len({row["patient_id"] for row in rows})
 
 
+def reads(store: str | Path, day: str, short: int, add: Callable[..., None], targets: bool = True) -> str:
+    """Start-up, and the reads beyond it (cohort as-of, one patient as-of, history), `short` runs each; each run
+    of a read paired with a run of the start-up just before it (the machine's load changes between them less
+    than over the whole benchmark). `targets`: beside the targets of issue 15's point 1 (else values only).
+    Returns the patient read (`busy_patient`)."""
+    startup = lambda: measure(timeline(store, "sql", "select 1")).seconds  # noqa: E731
+    pid = busy_patient(store, day)
+    steps = [
+        (f"cohort as-of {day} (count(*) from endpoints)",
+         ["sql", "select count(*) from endpoints", "--as-of", day], 5.0),
+        (f"one patient as-of, command ({pid})",
+         ["sql", f"select * from endpoints where patient_id = '{pid}'", "--as-of", day], 0.1),
+        (f"timeline history {pid}", ["history", pid], 0.1),
+    ]
+    starts, rows = [startup() for _ in range(short)], []
+    for name, cmd, target in steps:
+        differences, peak = [], 0.0
+        for _ in range(short):
+            starts.append(startup())
+            r = measure(timeline(store, *cmd))
+            differences.append(r.seconds - starts[-1])
+            peak = max(peak, r.peak_mb)
+        beyond = statistics.median(differences)
+        value = f"{beyond * 1e3:,.0f} ms" if target < 1 else f"{beyond:.2f} s"
+        rows.append((f"{name}, beyond start-up", value,
+                     ("" if not targets else f"<= {target * 1e3:.0f} ms" if target < 1 else f"<= {target:.0f} s"),
+                     beyond <= target if targets else None))
+        print(f"  {name}: {beyond:.3f} s beyond start-up (median of paired differences), peak {peak:,.0f} MB",
+              flush=True)
+    t_start = statistics.median(starts)
+    print(f"  start-up {t_start:.3f} s (median of {len(starts)}; from {min(starts):.3f} to {max(starts):.3f} s)",
+          flush=True)
+    add(f"start-up (timeline sql \"select 1\", {len(starts)} runs)", f"{t_start:.3f} s", "<= 0.25 s" if targets else "",
+        t_start <= 0.25 if targets else None)
+    for row in rows:
+        add(*row)
+    return pid
+
+
 def busy_patient(store: str, day: str) -> str:
     """The patient with the most events by `day` (the one-patient reads are of a course then under way, not of
     a patient not yet registered), from the built projection file, read-only."""
@@ -367,12 +417,23 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--workdir", type=Path, default=OUT, help="where the temporary folder goes")
         ap.add_argument("--store", default="sqlite",
                         help="sqlite (default), or a postgresql:// URL to add the PostgreSQL figures")
+        ap.add_argument("--registry", action="store_true",
+                        help="the figures of the 1,000,000-patient run only (issue 15, point 2), each step once, "
+                             "the cohort ingested in parts (module docstring)")
+        ap.add_argument("--part-patients", type=int, default=100_000,
+                        help="with --registry: patients per ingested file (default 100,000)")
 
     args = arguments(__doc__, argv, more)
     pg_url = args.store if args.store.startswith(("postgresql://", "postgres://")) else None
     if pg_url is None and args.store != "sqlite":
         raise SystemExit(f"--store {args.store!r}: give sqlite or a postgresql:// URL")
     short, api_n, R = max(args.repeat, 5), max(args.repeat, 15), args.repeat
+    if args.registry:
+        if pg_url is not None:
+            raise SystemExit("--registry runs on SQLite: leave out --store")
+        if args.part_patients < 1:
+            raise SystemExit(f"--part-patients takes a whole number >= 1, got {args.part_patients}")
+        return registry(args)
 
     path = cohort_file(args.patients, args.seed)
     events, size_mb = count_lines(path), path.stat().st_size / 1e6
@@ -395,19 +456,24 @@ def main(argv: list[str] | None = None) -> int:
         if pg is not None and pg.schemas:
             pg.drop()
 
-    ok = {True: "PASS", False: "FAIL", None: ""}
     print()
     print(f"scale benchmark: N = {args.patients:,} patients, {events:,} events, {size_mb:,.0f} MB JSON Lines, "
           f"{os.cpu_count()} cores, median of {R} run(s) ({short} for the short commands, {api_n} for "
           "Timeline.as_of)")
-    print(f"load average (1 min) at the start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}: other work on the "
-          "machine slows every figure" if max(load[0], os.getloadavg()[0]) > 1 else
-          f"load average (1 min) at the start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}")
-    table([("figure", "value", "target", "result"), *((f.name, f.value, f.target, ok[f.ok]) for f in figures)])
+    summary(load, figures)
     if compare:
         print()
         table([("figure", "SQLite", "PostgreSQL"), *compare])
     return 0
+
+
+def summary(load: tuple[float, float, float], figures: list[Figure]) -> None:
+    """The load average at the start and now, then every figure beside its target, PASS or FAIL."""
+    ok = {True: "PASS", False: "FAIL", None: ""}
+    end = os.getloadavg()[0]
+    print(f"load average (1 min) at the start {load[0]:.1f}, at the end {end:.1f}"
+          + (": other work on the machine slows every figure" if max(load[0], end) > 1 else ""))
+    table([("figure", "value", "target", "result"), *((f.name, f.value, f.target, ok[f.ok]) for f in figures)])
 
 
 def table(rows: list[tuple[str, ...]]) -> None:
@@ -416,6 +482,70 @@ def table(rows: list[tuple[str, ...]]) -> None:
     for r in rows:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
         print("  " + " | ".join(cells).rstrip())
+
+
+def registry(args) -> int:
+    """`--registry`: the figures of issue 15, point 2, each step once (module docstring)."""
+    from timeline.projections.partitions import Plan
+    from timeline.testing.cohort import patient_lines, patient_rng
+
+    load = os.getloadavg()
+    for name in ("TIMELINE_STORE", "TIMELINE_PROJECTIONS"):
+        os.environ.pop(name, None)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    figures: list[Figure] = []
+    add = lambda *a: figures.append(Figure(*a))  # noqa: E731
+    parts = -(-args.patients // args.part_patients)
+    print(f"scale benchmark, registry run: {args.patients:,} patients ingested as {parts} file(s) of up to "
+          f"{args.part_patients:,}, {os.cpu_count()} cores, each step once", flush=True)
+    events, ingest_s, ingest_peak, size = 0, 0.0, 0.0, 0
+    with tempfile.TemporaryDirectory(prefix=f"registry-{args.patients}-", dir=args.workdir) as tmp:
+        work = Path(tmp)
+        store = work / "store"
+        for k in range(parts):  # one part on disk at a time: written, ingested, deleted
+            lo, hi = k * args.part_patients, min(args.patients, (k + 1) * args.part_patients)
+            part, n = work / f"patients-{lo}-to-{hi - 1}.jsonl", 0
+            with open(part, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as f:
+                for i in range(lo, hi):  # as `write_cohort_jsonl` writes them: the same cohort
+                    lines = patient_lines(patient_rng(args.seed, i), i)
+                    n += len(lines)
+                    f.write("".join(lines))
+            size += part.stat().st_size
+            r = measure(timeline(store, "ingest", part))
+            part.unlink()
+            if new_count(r.out[0]) != n:
+                raise RuntimeError(f"{part.name}: {new_count(r.out[0]):,} events stored of {n:,}")
+            events, ingest_s, ingest_peak = events + n, ingest_s + r.seconds, max(ingest_peak, r.peak_mb)
+            print(f"  ingest {k + 1}/{parts} (patients {lo:,} to {hi - 1:,}): {n:,} events in {r.seconds:.1f} s = "
+                  f"{n / r.seconds:,.0f} events/s, peak {r.peak_mb:,.0f} MB; "
+                  f"{shutil.disk_usage(work).free / 1e9:,.0f} GB free", flush=True)
+        add(f"ingest ({parts} files one after another, SQLite)", f"{events / ingest_s:,.0f} events/s")
+        add("  peak memory of the ingest", f"{ingest_peak:,.0f} MB")
+
+        plan = Plan()  # what `timeline project --rebuild` chooses on this machine
+        r = measure(timeline(store, "project", "--rebuild"))
+        print(f"  full build: {r.seconds:.1f} s, peak {r.peak_mb:,.0f} MB ({r.out[0].strip()})", flush=True)
+        add(f"full build, command (project --rebuild: {plan.count(events)} partition(s), memory limit {plan.limit})",
+            f"{r.seconds:.1f} s")
+        add("  peak memory of the build", f"{r.peak_mb:,.0f} MB", "<= 8,192 MB", r.peak_mb <= 8192)
+        for what, name in (("store", "events.sqlite"), ("projection file", "projections.duckdb")):
+            used = sum(p.stat().st_blocks * 512 for p in store.glob(name + "*") if p.is_file())
+            add(f"size of the {what} ({name}, with its write-ahead log)",
+                f"{used / 1e9:,.1f} GB" if used >= 1e9 else f"{used / 1e6:,.0f} MB")
+
+        import duckdb
+
+        with duckdb.connect(str(store / "projections.duckdb"), read_only=True) as con:
+            first, last = con.execute("SELECT min(first_event_on), max(last_event_on) FROM patients").fetchone()
+        day = (first + (last - first) / 2).isoformat()
+        print(f"  clinical dates {first} to {last}", flush=True)
+        reads(store, day, 3, add, targets=False)
+
+    print()
+    print(f"scale benchmark, registry run: N = {args.patients:,} patients, {events:,} events, {size / 1e6:,.0f} MB "
+          f"JSON Lines in {parts} file(s), {os.cpu_count()} cores, each step once (3 runs of the reads)")
+    summary(load, figures)
+    return 0
 
 
 def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, figures: list[Figure],
@@ -462,38 +592,7 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
         add(f"full build, {what}", f"{b[key]:.2f} s = {ratio:.2f}x floor", "<= 2x floor", ratio <= 2)
         add(f"  peak memory, {what.split(' (')[0]}", mem(b[f"{key}_peak"]), "<= 4,096 MB", b[f"{key}_peak"] <= 4096)
 
-    # start-up, and the reads beyond it: each run of a read paired with a run of the start-up just before it
-    # (the machine's load changes between them less than over the whole benchmark)
-    startup = lambda: measure(timeline(store, "sql", "select 1")).seconds  # noqa: E731
-    pid = busy_patient(store, day)
-    reads = [
-        (f"cohort as-of {day} (count(*) from endpoints)",
-         ["sql", "select count(*) from endpoints", "--as-of", day], 5.0),
-        (f"one patient as-of, command ({pid})",
-         ["sql", f"select * from endpoints where patient_id = '{pid}'", "--as-of", day], 0.1),
-        (f"timeline history {pid}", ["history", pid], 0.1),
-    ]
-    starts, rows = [startup() for _ in range(short)], []
-    for name, cmd, target in reads:
-        differences, peak = [], 0.0
-        for _ in range(short):
-            starts.append(startup())
-            r = measure(timeline(store, *cmd))
-            differences.append(r.seconds - starts[-1])
-            peak = max(peak, r.peak_mb)
-        beyond = statistics.median(differences)
-        value = f"{beyond * 1e3:,.0f} ms" if target < 1 else f"{beyond:.2f} s"
-        rows.append((f"{name}, beyond start-up", value,
-                     f"<= {target * 1e3:.0f} ms" if target < 1 else f"<= {target:.0f} s", beyond <= target))
-        print(f"  {name}: {beyond:.3f} s beyond start-up (median of paired differences), peak {peak:,.0f} MB",
-              flush=True)
-    t_start = statistics.median(starts)
-    print(f"  start-up {t_start:.3f} s (median of {len(starts)}; from {min(starts):.3f} to {max(starts):.3f} s)",
-          flush=True)
-    add(f"start-up (timeline sql \"select 1\", {len(starts)} runs)", f"{t_start:.3f} s", "<= 0.25 s",
-        t_start <= 0.25)
-    for row in rows:
-        add(*row)
+    pid = reads(store, day, short, add)
     api = measure(python(ONE_PATIENT_CHILD, store, day, pid, api_n)).child()
     add(f"one patient as-of, Timeline.as_of(patients=[{pid}])", f"{api['seconds'] * 1e3:,.0f} ms", "<= 100 ms",
         api["seconds"] <= 0.1)
