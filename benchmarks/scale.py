@@ -292,7 +292,7 @@ def reads(store: str | Path, day: str, short: int, add: Callable[..., None], tar
     pid = busy_patient(store, day)
     steps = [
         (f"cohort as-of {day} (count(*) from endpoints)",
-         ["sql", "select count(*) from endpoints", "--as-of", day], 5.0),
+         ["sql", "select count(*) from endpoints", "--as-of", day, "--timeout", "0"], 5.0),  # the work, not the guard
         (f"one patient as-of, command ({pid})",
          ["sql", f"select * from endpoints where patient_id = '{pid}'", "--as-of", day], 0.1),
         (f"timeline history {pid}", ["history", pid], 0.1),
@@ -499,9 +499,9 @@ def registry(args) -> int:
     print(f"scale benchmark, registry run: {args.patients:,} patients ingested as {parts} file(s) of up to "
           f"{args.part_patients:,}, {os.cpu_count()} cores, each step once", flush=True)
     events, ingest_s, ingest_peak, size = 0, 0.0, 0.0, 0
-    with tempfile.TemporaryDirectory(prefix=f"registry-{args.patients}-", dir=args.workdir) as tmp:
-        work = Path(tmp)
-        store = work / "store"
+    work = Path(tempfile.mkdtemp(prefix=f"registry-{args.patients}-", dir=args.workdir))
+    store = work / "store"
+    try:
         for k in range(parts):  # one part on disk at a time: written, ingested, deleted
             lo, hi = k * args.part_patients, min(args.patients, (k + 1) * args.part_patients)
             part, n = work / f"patients-{lo}-to-{hi - 1}.jsonl", 0
@@ -540,6 +540,11 @@ def registry(args) -> int:
         day = (first + (last - first) / 2).isoformat()
         print(f"  clinical dates {first} to {last}", flush=True)
         reads(store, day, 3, add, targets=False)
+    except BaseException:  # an hour of ingest is not thrown away: the figures so far, and the store, are kept
+        print(f"\nstopped; the figures so far (the store is kept in {work}: delete it when done):")
+        summary(load, figures)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
 
     print()
     print(f"scale benchmark, registry run: N = {args.patients:,} patients, {events:,} events, {size / 1e6:,.0f} MB "
