@@ -487,7 +487,7 @@ def table(rows: list[tuple[str, ...]]) -> None:
 def registry(args) -> int:
     """`--registry`: the figures of issue 15, point 2, each step once (module docstring)."""
     from timeline.projections.partitions import Plan
-    from timeline.testing.cohort import patient_lines, patient_rng
+    from timeline.testing.cohort import write_cohort_jsonl
 
     load = os.getloadavg()
     for name in ("TIMELINE_STORE", "TIMELINE_PROJECTIONS"):
@@ -504,12 +504,8 @@ def registry(args) -> int:
     try:
         for k in range(parts):  # one part on disk at a time: written, ingested, deleted
             lo, hi = k * args.part_patients, min(args.patients, (k + 1) * args.part_patients)
-            part, n = work / f"patients-{lo}-to-{hi - 1}.jsonl", 0
-            with open(part, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as f:
-                for i in range(lo, hi):  # as `write_cohort_jsonl` writes them: the same cohort
-                    lines = patient_lines(patient_rng(args.seed, i), i)
-                    n += len(lines)
-                    f.write("".join(lines))
+            part = work / f"patients-{lo}-to-{hi - 1}.jsonl"
+            n = write_cohort_jsonl(part, hi - lo, seed=args.seed, first=lo)  # the parts make up the same cohort
             size += part.stat().st_size
             r = measure(timeline(store, "ingest", part))
             part.unlink()

@@ -137,6 +137,19 @@ def test_written_file_is_the_iterated_cohort(tmp_path):
     assert (tmp_path / "c.jsonl").read_bytes() != p1.read_bytes()
 
 
+def test_a_cohort_written_in_parts_is_the_cohort_written_at_once(tmp_path):
+    """`first` lets a large cohort be written as files of consecutive patients (benchmarks/scale.py --registry):
+    concatenated, they are byte for byte the file written at once."""
+    whole = tmp_path / "whole.jsonl"
+    n = write_cohort_jsonl(whole, 9, seed=4)
+    parts = [(0, 4), (4, 7), (7, 9)]
+    counts = [write_cohort_jsonl(tmp_path / f"part-{lo}.jsonl", hi - lo, seed=4, first=lo) for lo, hi in parts]
+    assert sum(counts) == n
+    assert b"".join((tmp_path / f"part-{lo}.jsonl").read_bytes() for lo, _ in parts) == whole.read_bytes()
+    assert (tmp_path / "part-4.jsonl").read_bytes() != (tmp_path / "part-0.jsonl").read_bytes()[: len(
+        (tmp_path / "part-4.jsonl").read_bytes())]
+
+
 def test_command_line(tmp_path, capsys):
     out = tmp_path / "cohort.jsonl"
     assert main(["--patients", "4", "--seed", "1", "--out", str(out)]) == 0

@@ -1276,9 +1276,12 @@ def write_cohort_jsonl(
     n_patients: int,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    first: int = 0,
 ) -> int:
     """Write the cohort as JSON Lines to ``path``; return the number of events written.
 
+    ``first``: the index of the first patient written (patients ``first`` .. ``first + n_patients - 1``), so that
+    a cohort written in parts of consecutive patients is, concatenated, the same cohort written at once.
     ``progress(patients_done, events_done)`` is called every 1,000 patients and at the end.
     """
     n_events = 0
@@ -1286,12 +1289,13 @@ def write_cohort_jsonl(
     with open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as f:
         write = f.write
         join = "".join
-        for i in range(n_patients):
+        for k in range(n_patients):
+            i = first + k
             lines = patient_lines(patient_rng(seed, i), i)
             n_events += len(lines)
             write(join(lines))
-            if progress is not None and (i + 1) % 1000 == 0:
-                progress(i + 1, n_events)
+            if progress is not None and (k + 1) % 1000 == 0:
+                progress(k + 1, n_events)
     if progress is not None and n_patients % 1000 != 0:
         progress(n_patients, n_events)
     return n_events
