@@ -17,7 +17,8 @@ Prints medians over the repeats:
     and parts of the full build measured alone: the store read into Arrow, the log table loaded, and the
     rules computing every table from a loaded log;
   - peer: replaying patients one by one through the eventsourcing repository with a Python loop computing
-    the neutrophil engraftment day, on a sample, extrapolated to the cohort;
+    the neutrophil engraftment day, on a sample, extrapolated to the cohort; timed in rounds with a full build,
+    and its ratio to the build taken within each round (the machine's speed drifts within minutes);
 and the targets: full build <= 3x floor and >= 10x faster than the peer; catch-up <= 10% of the full
 build; cohort as-of <= 2 s; one patient <= 50 ms; peak memory <= 2 GB.
 """
@@ -32,6 +33,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -115,8 +117,10 @@ def store_read(tl, work: Path, repeat: int) -> tuple[float, float]:
     end = tl.store.max_position()
 
     def read():
-        with tl.store.recorder.read_arrow(0, end) as reader:
-            return sum(b.num_rows for b in reader)
+        import pyarrow as pa
+
+        with tl.store.recorder.read_arrow(0, end) as stream:
+            return sum(b.num_rows for b in pa.RecordBatchReader.from_stream(stream))
 
     db = work / "load-only.duckdb"
 
@@ -227,9 +231,9 @@ def checksums(path: Path) -> dict[str, tuple[int, str]]:
         con.close()
 
 
-def peer(path: Path, sample: int, workdir: Path, repeat: int) -> float:
-    """Seconds per patient (median of `repeat` passes over the sample): replay through the eventsourcing
-    repository + a Python engraftment loop."""
+def peer(path: Path, sample: int, workdir: Path) -> tuple[Callable[[], None], int, Callable[[], None]]:
+    """One pass of the peer over the sample (replay through the eventsourcing repository + a Python engraftment
+    loop), the number of patients it replays, and how to close its store."""
     from peer import PatientTimeline, application, sample_lines
 
     app = application(workdir / "peer-replay.sqlite")
@@ -268,9 +272,7 @@ def peer(path: Path, sample: int, workdir: Path, repeat: int) -> float:
         for agg_id in ids:
             neutrophil_day(app.repository.get(agg_id).events)
 
-    dt = timed(replay, repeat)[0]
-    app.close()
-    return dt / len(ids)
+    return replay, len(ids), app.close
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,7 +382,18 @@ def main(argv: list[str] | None = None) -> int:
     t_read, t_load = store_read(tl, work, args.repeat)
     t_rules, t_tables = rules_alone(work / "before-catch-up.duckdb", work, args.repeat)
     t_earlier, t_earlier_tables = rules_alone(work / "before-catch-up.duckdb", work, args.repeat, EARLIER_TABLES)
-    per_patient = peer(path, args.peer_patients, work, args.repeat)
+    # the peer in rounds with the full build, its ratio taken within each round (the machine's speed drifts by a
+    # quarter within minutes: a build timed at the start and a peer timed at the end can be a quarter apart)
+    replay, n_peer, close_peer = peer(path, args.peer_patients, work)
+    peer_each, peer_builds, peer_ratios = [], [], []
+    for _ in range(args.repeat):
+        t_build = timed(full_build, 1, setup=file.empty)[0]
+        each = timed(replay, 1)[0] / n_peer
+        peer_each.append(each)
+        peer_builds.append(t_build)
+        peer_ratios.append(each * args.patients / t_build)
+    close_peer()
+    per_patient, t_peer_build, peer_ratio = (statistics.median(x) for x in (peer_each, peer_builds, peer_ratios))
     t_peer = per_patient * args.patients
 
     ok = lambda b: "PASS" if b else "FAIL"  # noqa: E731
@@ -399,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      the rules of the {len(EARLIER_TABLES)} tables of the earlier file alone ({', '.join(EARLIER_TABLES)}; "
           f"with the {len(t_earlier_tables) - len(EARLIER_TABLES) - 1} tables they read now)   {t_earlier:.2f} s")
     print(f"  peer: repository replay + Python loop  {t_peer:8.2f} s   (extrapolated from {args.peer_patients} "
-          f"patients, {per_patient * 1e3:.2f} ms each)   peer / full build = {t_peer / t_full:.1f}x   "
-          f"target >= 10x   {ok(t_peer >= 10 * t_full)}")
+          f"patients, {per_patient * 1e3:.2f} ms each)   peer / full build = {peer_ratio:.1f}x   "
+          f"target >= 10x   {ok(peer_ratio >= 10)}")
+    print(f"    in {args.repeat} round(s) of a full build ({t_peer_build:.2f} s, median) then a pass of the peer: "
+          "the median of the rounds' ratios")
     print(f"  catch-up after 1% more events          {t_catch:8.2f} s   = {t_catch / t_full:.1%} of the full build"
           f"   target <= 10%   {ok(t_catch <= 0.1 * t_full)}")
     print(f"    of which fixed: a catch-up after one event takes {t_catch1:.2f} s ({t_catch1 / t_full:.1%} of the full "

@@ -12,11 +12,15 @@ max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
     (`CREATE TABLE t AS SELECT * FROM read_json(FILE, format='newline_delimited', union_by_name=true)`,
     connect to close, timed inside its process);
   - full build, in-process (`Timeline.project(rebuild=True)`, timed inside its process) and through the
-    command `timeline project --rebuild` (wall clock, start-up included); each / floor;
+    command `timeline project --rebuild` (wall clock, start-up included); each / floor. The floor and the
+    two builds run in rounds (floor, in-process, command), and each ratio is taken within its round, then
+    the median: the machine's speed drifts by a quarter within minutes, which a floor measured minutes
+    before the builds would put into the ratio;
   - catch-up: `timeline project` after 1% more events (as `benchmarks/projections.py` makes them: ~80% for
     new patients, the rest new contacts of 1% of the existing ones; appended by `timeline ingest`, untimed),
-    as % of `timeline project --rebuild`; the projection file is restored to its built state before each
-    run; its fixed part, `timeline project` with nothing new, is printed beside it;
+    as % of `timeline project --rebuild` of the same store run just after it (rounds again, the median of
+    the shares); the projection file is restored to its built state before each catch-up; its fixed part,
+    `timeline project` with nothing new, is printed beside it;
   - start-up: `timeline --store S sql "select 1"`; "beyond start-up" = the median, over the runs of a
     command, of its time minus that of a start-up run made just before it (pairs: the machine's load
     changes less within a pair than across the run);
@@ -75,6 +79,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -406,10 +411,28 @@ def ingest_figures(store_of: Callable[[], str | Path], files: list[Path], events
     return events / t, peak, stores[-1]
 
 
-def build_figures(store: str | Path, repeat: int) -> dict[str, float]:
-    t_in, peak_in, last = runs(repeat, lambda: measure(python(BUILD_CHILD, store)), seconds=in_child)
-    t_cmd, peak_cmd, _ = runs(repeat, lambda: measure(timeline(store, "project", "--rebuild")))
-    return {"in": t_in, "in_peak": peak_in, "cmd": t_cmd, "cmd_peak": peak_cmd, "events": last.child()["events"]}
+def build_figures(store: str | Path, repeat: int, floor: Callable[[], Run]) -> dict[str, Any]:
+    """`repeat` rounds of (the floor, the build in-process, the build through the command), each build's ratio
+    taken against the floor of its own round: the machine's speed drifts by a quarter within minutes, so a floor
+    measured minutes before the builds can put that drift into the ratio. Medians of the times and of the
+    ratios; the largest peaks; the floor's last run (its JSON line: rows, columns, dates)."""
+    got: dict[str, list[float]] = {"floor": [], "in": [], "cmd": [], "in_ratio": [], "cmd_ratio": []}
+    peaks = {"floor": 0.0, "in": 0.0, "cmd": 0.0}
+    for _ in range(repeat):
+        f = floor()
+        i = measure(python(BUILD_CHILD, store))
+        c = measure(timeline(store, "project", "--rebuild"))
+        t_floor, t_in = in_child(f), in_child(i)
+        got["floor"].append(t_floor)
+        got["in"].append(t_in)
+        got["cmd"].append(c.seconds)
+        got["in_ratio"].append(t_in / t_floor)
+        got["cmd_ratio"].append(c.seconds / t_floor)
+        for key, run in (("floor", f), ("in", i), ("cmd", c)):
+            peaks[key] = max(peaks[key], run.peak_mb)
+    medians = {key: statistics.median(values) for key, values in got.items()}
+    return {**medians, **{f"{key}_peak": mb for key, mb in peaks.items()}, "events": i.child()["events"],
+            "floor_run": f}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -571,25 +594,29 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
         for suffix in ("", ".wal"):
             Path(str(db) + suffix).unlink(missing_ok=True)
 
-    t_floor, peak_floor, last = runs(R, lambda: measure(python(FLOOR_CHILD, path, db)), setup=no_floor_file,
-                                     seconds=in_child)
-    no_floor_file()
-    floor = last.child()
+    def floor_run() -> Run:
+        no_floor_file()
+        try:
+            return measure(python(FLOOR_CHILD, path, db))
+        finally:
+            no_floor_file()
+
+    # full build, in-process and through the command, in rounds with the floor (`build_figures`)
+    b = build_figures(store, R, floor_run)
+    floor = b["floor_run"].child()
     if floor["rows"] != events:
         raise RuntimeError(f"the floor read {floor['rows']:,} rows, the file holds {events:,}")
-    first, last_day = date.fromisoformat(floor["first"][:10]), date.fromisoformat(floor["last"][:10])
-    day = (first + (last_day - first) / 2).isoformat()
-    print(f"  floor: {t_floor:.2f} s ({floor['columns']} columns), clinical dates {first} to {last_day}", flush=True)
-    add("floor: DuckDB read_json, every field", f"{t_floor:.2f} s")
-    add("  peak memory of the floor", mem(peak_floor))
-
-    # full build, in-process and through the command
-    b = build_figures(store, R)
     if b["events"] != events:
         raise RuntimeError(f"the build read {b['events']:,} events, the store holds {events:,}")
-    print(f"  full build: in-process {b['in']:.2f} s, command {b['cmd']:.2f} s", flush=True)
+    first, last_day = date.fromisoformat(floor["first"][:10]), date.fromisoformat(floor["last"][:10])
+    day = (first + (last_day - first) / 2).isoformat()
+    print(f"  floor: {b['floor']:.2f} s ({floor['columns']} columns), clinical dates {first} to {last_day}", flush=True)
+    print(f"  full build: in-process {b['in']:.2f} s, command {b['cmd']:.2f} s; each over the floor of its round: "
+          f"{b['in_ratio']:.2f}x, {b['cmd_ratio']:.2f}x", flush=True)
+    add("floor: DuckDB read_json, every field", f"{b['floor']:.2f} s")
+    add("  peak memory of the floor", mem(b["floor_peak"]))
     for what, key in (("in-process (Timeline.project)", "in"), ("command (project --rebuild)", "cmd")):
-        ratio = b[key] / t_floor
+        ratio = b[f"{key}_ratio"]
         add(f"full build, {what}", f"{b[key]:.2f} s = {ratio:.2f}x floor", "<= 2x floor", ratio <= 2)
         add(f"  peak memory, {what.split(' (')[0]}", mem(b[f"{key}_peak"]), "<= 4,096 MB", b[f"{key}_peak"] <= 4096)
 
@@ -614,16 +641,27 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
         Path(str(duck) + ".wal").unlink(missing_ok=True)
         shutil.copy(built, duck)
 
-    t_catch, peak_catch, last = runs(R, lambda: measure(timeline(store, "project")), setup=restore)
-    share = t_catch / b["cmd"]
+    # in rounds: the catch-up, then `project --rebuild` of the same store, its share taken within the round
+    catches, rebuilds, shares, peak_catch = [], [], [], 0.0
+    for _ in range(R):
+        restore()
+        last = measure(timeline(store, "project"))
+        rebuilt = measure(timeline(store, "project", "--rebuild"))
+        catches.append(last.seconds)
+        rebuilds.append(rebuilt.seconds)
+        shares.append(last.seconds / rebuilt.seconds)
+        peak_catch = max(peak_catch, last.peak_mb)
+    t_catch, t_rebuild, share = (statistics.median(x) for x in (catches, rebuilds, shares))
     limit = 0.05 if args.patients >= 100_000 else 0.10
     at = "N >= 100,000" if args.patients >= 100_000 else "N = 10,000"
-    print(f"  catch-up: {t_catch:.2f} s ({last.out[0].strip()})", flush=True)
+    print(f"  catch-up: {t_catch:.2f} s ({last.out[0].strip()}); rebuild of the same store {t_rebuild:.2f} s",
+          flush=True)
     add(f"catch-up after 1% more events ({n_extra:,}, {touched:,} patients)",
         f"{t_catch:.2f} s = {share:.1%} of build", f"<= {limit:.0%} ({at})", share <= limit)
     add("  peak memory of the catch-up", mem(peak_catch))
+    add("  the rebuild of the same store, paired with each catch-up", f"{t_rebuild:.2f} s")
     t_none, _, _ = runs(short, lambda: measure(timeline(store, "project")))  # the file is now up to date
-    add("  its fixed part: timeline project with nothing new", f"{t_none:.2f} s = {t_none / b['cmd']:.1%} of build")
+    add("  its fixed part: timeline project with nothing new", f"{t_none:.2f} s = {t_none / t_rebuild:.1%} of build")
 
     if pg is None:
         return
@@ -638,7 +676,7 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
         lambda: fresh_folder(work / f"sqlite4-{uuid.uuid4().hex[:6]}", create=True), parts, events, R, rm)
     rm(s4)
     print(f"  SQLite ingest, 4 writers: {rate_sq4:,.0f} events/s", flush=True)
-    bp = build_figures(pg_store, R)
+    bp = build_figures(pg_store, R, floor_run)
     if bp["events"] != events:
         raise RuntimeError(f"the build read {bp['events']:,} events, the store holds {events:,}")
     print(f"  PostgreSQL full build: in-process {bp['in']:.2f} s, command {bp['cmd']:.2f} s", flush=True)
@@ -646,7 +684,7 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
         rate_pg >= 150_000)
     add("ingest (PostgreSQL, 4 concurrent writers)", f"{rate_pg4:,.0f} events/s", ">= 150,000", rate_pg4 >= 150_000)
     for what, key in (("in-process", "in"), ("command", "cmd")):
-        ratio = bp[key] / t_floor
+        ratio = bp[f"{key}_ratio"]
         add(f"full build from PostgreSQL, {what}", f"{bp[key]:.2f} s = {ratio:.2f}x floor", "<= 2x floor",
             ratio <= 2)
         add(f"  peak memory, {what}", mem(bp[f"{key}_peak"]), "<= 4,096 MB", bp[f"{key}_peak"] <= 4096)
