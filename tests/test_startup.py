@@ -87,6 +87,27 @@ def test_sql_says_when_the_file_is_behind_without_the_store_stack(store, tmp_pat
     assert not loaded(modules, HEAVY + STORE_STACK)
 
 
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_project_reads_the_store_without_pyarrow(store, tmp_path, rebuild):
+    """A catch-up (the daily `timeline project` after a small ingest) and a rebuild of a plain SQLite store: DuckDB
+    scans the ADBC driver's Arrow C stream as it is, so neither pyarrow nor numpy is imported (a tenth of a
+    second or more of every run)."""
+    import shutil
+
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(json.dumps({"type": "blood_count", "patient_id": "JH-02", "occurred_on": "2025-08-02",
+                                 "anc_e9_per_l": 2.1}) + "\n")
+    r = subprocess.run([sys.executable, "-m", "timeline", "--store", str(copy), "ingest", str(extra)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    r, modules = imported(["--store", str(copy), "project", *(["--rebuild"] if rebuild else [])])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("rebuild:" if rebuild else "catch-up:"), r.stdout
+    assert not loaded(modules, ("pyarrow", "numpy", "pandas", "polars"))
+
+
 def test_history_imports_the_store_not_the_models(store):
     r, modules = imported(["--store", str(store), "history", "JH-01"])
     assert r.returncode == 0 and "JH-01" in r.stdout, r.stderr

@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import pyarrow as pa
 import pytest
 
 from timeline.app import Timeline
@@ -222,8 +223,8 @@ def test_bulk_arrow_read_equals_the_notification_log(tl):
             assert (state["patient_id"], state["type"]) == (r.patient_id, r.type)
 
     def rows(after: int, upto: int, patients=None) -> list[tuple]:
-        with rec.read_arrow(after, upto, batch=2, patients=patients) as reader:
-            table = reader.read_all()
+        with rec.read_arrow(after, upto, batch=2, patients=patients) as stream:
+            table = pa.RecordBatchReader.from_stream(stream).read_all()
         return list(zip(*(table.column(c).to_pylist() for c in ("position", "state"))))
 
     assert rows(0, end) == expected

@@ -76,8 +76,8 @@ def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = F
     con.execute(f"CREATE {'TEMP ' if temp else ''}TABLE IF NOT EXISTS {name} ({LOG_COLUMNS})")
 
 
-def insert_log(con: duckdb.DuckDBPyConnection, raw: pa.Table | pa.RecordBatchReader, name: str = "log") -> None:
-    """Append raw stored rows (an Arrow table, or a stream DuckDB pulls batch by batch); the envelope
+def insert_log(con: duckdb.DuckDBPyConnection, raw: Any, name: str = "log") -> None:
+    """Append raw stored rows (an Arrow table, or an Arrow C stream DuckDB pulls batch by batch); the envelope
     (patient, type, id, dates, amendment target) is parsed from the self-describing state, and a state of an
     earlier format is upcast (`timeline.store.upcasting`)."""
     con.register("_raw_rows", raw)

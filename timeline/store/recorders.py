@@ -790,11 +790,12 @@ class TimelineRecorderMixin:
 
     @contextlib.contextmanager
     def read_arrow(self, after: int, upto: int, batch: int = 65_536,
-                   patients: Sequence[str] | None = None) -> Iterator[pa.RecordBatchReader]:
+                   patients: Sequence[str] | None = None) -> Iterator[Any]:
         """The stored rows with after < position <= upto (given `patients`: of their streams only) as an
-        Arrow stream (`raw_schema()`), for DuckDB to pull. Positions up to `max_position()` are committed
-        and never change (appends are serialised by the writers' lock), so consecutive ranges read one
-        consistent prefix of the log."""
+        Arrow C stream (`raw_schema()`; an object with `__arrow_c_stream__`, here a pyarrow reader), for DuckDB
+        to pull as it is; in Python, `pyarrow.RecordBatchReader.from_stream` reads it. Positions up to
+        `max_position()` are committed and never change (appends are serialised by the writers' lock), so
+        consecutive ranges read one consistent prefix of the log."""
         import pyarrow as pa
 
         schema = raw_schema()
@@ -868,11 +869,14 @@ class TimelineRecorderMixin:
 class _SQLiteBulkReader:
     """`read_arrow` for an SQLite file through the Apache Arrow ADBC SQLite driver: record batches built in
     C and pulled by DuckDB without Python in between (about 1.5M rows/s here, five times Python's sqlite3).
-    An in-memory store (a shared cache of this process's sqlite3 library) falls back to `read_raw`."""
+    The driver's stream is given as it is, an Arrow C stream (`__arrow_c_stream__`) that DuckDB scans without
+    pyarrow, whose import (with numpy's) costs more than a small catch-up's reading; a sealed store's rows are
+    opened through pyarrow. An in-memory store (a shared cache of this process's sqlite3 library) falls back
+    to `read_raw`."""
 
     @contextlib.contextmanager
     def read_arrow(self, after: int, upto: int, batch: int = 65_536,
-                   patients: Sequence[str] | None = None) -> Iterator[pa.RecordBatchReader]:
+                   patients: Sequence[str] | None = None) -> Iterator[Any]:
         db = self.datastore.pool.db_name  # type: ignore[attr-defined]
         if db.startswith("file:") or db == ":memory:":
             with super().read_arrow(after, upto, batch, patients) as reader:  # type: ignore[misc]
@@ -881,7 +885,6 @@ class _SQLiteBulkReader:
         # the driver manager's own API, not its DB-API module (which imports pandas: 0.3 s per process)
         import adbc_driver_manager as adbc
         import adbc_driver_sqlite
-        import pyarrow as pa
 
         sealed = self.ring is not None  # type: ignore[attr-defined]
         if sealed:
@@ -904,13 +907,14 @@ class _SQLiteBulkReader:
                 f"SELECT rowid AS position, {columns} FROM {self.names.events} "  # type: ignore[attr-defined]
                 f"WHERE {where}{' ORDER BY rowid' if patients is None else ''}")
             stream, _ = statement.execute_query()
-            reader = pa.RecordBatchReader.from_stream(stream)
             if not sealed:
-                yield reader
+                yield stream
                 return
+            import pyarrow as pa
+
             found: list[KeyProblem] = []
             with _key_problems_first(found):
-                yield self._unsealed(reader, found)
+                yield self._unsealed(pa.RecordBatchReader.from_stream(stream), found)
 
     def _unsealed(self, reader: pa.RecordBatchReader, found: list[KeyProblem]) -> pa.RecordBatchReader:
         """Batches of (position, stream id, sealed state) opened into `raw_schema()` batches, a forgotten
