@@ -75,13 +75,18 @@ def test_sql_with_a_result_rows_cannot_write_falls_back_to_polars(store):
     assert not loaded(modules, ("pydantic", "psycopg", "eventsourcing"))
 
 
-def test_sql_says_when_the_file_is_behind_without_the_store_stack(store, tmp_path):
-    extra = tmp_path / "extra.jsonl"
-    extra.write_text(json.dumps({"type": "blood_count", "patient_id": "JH-01", "occurred_on": "2025-08-01",
+def ingest_a_count(store: Path, folder: Path, patient: str, day: str) -> None:
+    """One more blood count of `patient` on `day`, ingested into `store` by the command."""
+    extra = folder / "extra.jsonl"
+    extra.write_text(json.dumps({"type": "blood_count", "patient_id": patient, "occurred_on": day,
                                  "anc_e9_per_l": 2.4}) + "\n")
     r = subprocess.run([sys.executable, "-m", "timeline", "--store", str(store), "ingest", str(extra)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_sql_says_when_the_file_is_behind_without_the_store_stack(store, tmp_path):
+    ingest_a_count(store, tmp_path, "JH-01", "2025-08-01")
     r, modules = imported(["--store", str(store), "sql", "SELECT count(*) AS n FROM patients"])
     assert r.returncode == 0 and "projections are 1 event(s) behind the store" in r.stderr
     assert not loaded(modules, HEAVY + STORE_STACK)
@@ -96,12 +101,7 @@ def test_project_reads_the_store_without_pyarrow(store, tmp_path, rebuild):
 
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
-    extra = tmp_path / "extra.jsonl"
-    extra.write_text(json.dumps({"type": "blood_count", "patient_id": "JH-02", "occurred_on": "2025-08-02",
-                                 "anc_e9_per_l": 2.1}) + "\n")
-    r = subprocess.run([sys.executable, "-m", "timeline", "--store", str(copy), "ingest", str(extra)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    ingest_a_count(copy, tmp_path, "JH-02", "2025-08-02")
     r, modules = imported(["--store", str(copy), "project", *(["--rebuild"] if rebuild else [])])
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("rebuild:" if rebuild else "catch-up:"), r.stdout
