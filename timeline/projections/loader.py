@@ -76,23 +76,16 @@ def create_log(con: duckdb.DuckDBPyConnection, name: str = "log", temp: bool = F
     con.execute(f"CREATE {'TEMP ' if temp else ''}TABLE IF NOT EXISTS {name} ({LOG_COLUMNS})")
 
 
-def insert_log(con: duckdb.DuckDBPyConnection, raw: Any, name: str = "log", cut: bool = True) -> None:
+def insert_log(con: duckdb.DuckDBPyConnection, raw: Any, name: str = "log") -> None:
     """Append raw stored rows (an Arrow table, or an Arrow C stream DuckDB pulls batch by batch); the envelope
     (patient, type, id, dates, amendment target) is parsed from the self-describing state, and a state of an
-    earlier format is upcast (`timeline.store.upcasting`). `cut=False` parses every row as JSON (the reference the
-    cut of the stored layout is tested against).
-
-    The rows are first copied as they are into a temporary table, then parsed from it: DuckDB pulls a stream on
-    one thread at a time, so parsing as it pulls spends about a quarter more time (at 10,000 patients the whole log
-    loaded in 1.25-1.44 s this way, 1.61-2.01 s parsed from the stream; `runner.READ_CHUNK` bounds the copy)."""
+    earlier format is upcast (`timeline.store.upcasting`)."""
     con.register("_raw_rows", raw)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _raw_copy AS SELECT * FROM _raw_rows")
-        _insert(con, name, "temp.main._raw_copy", cut=cut)
+        _insert(con, name, "_raw_rows")
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the insert's
             con.unregister("_raw_rows")
-            con.execute("DROP TABLE IF EXISTS temp.main._raw_copy")
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, rows: Iterable[StoredRow], name: str = "log") -> None:
@@ -106,47 +99,13 @@ def insert_rows(con: duckdb.DuckDBPyConnection, rows: Iterable[StoredRow], name:
             {"position": position, "state": state})
 
 
-# The stored layout (`timeline.store.eventstore`: one writer makes every state) is
-#   {"type":T,"patient_id":P,"occurred_on":"YYYY-MM-DD",<the payload's fields>,"event_id":"<36>","recorded_at":"<27>"}
-# the envelope first (the models declare it first, `events.envelope`), then the content, then the id and the stamp
-# (`…T…:…:….ffffffZ`): the last 95 characters. A row in that layout is cut by position, its payload the text between
-# the date and the id (no JSON parsed: on the whole log that is a third of the load). Any other row (an earlier
-# layout, an amendment, which names its target, an infusion, which may need upcasting) is parsed as JSON: the same
-# columns, as a test holds (tests/test_loader_layout.py).
-_SUFFIX = 95
-_PARSED_TYPES = "('event_corrected', 'event_retracted', 'stem_cell_infusion')"
-_CUT = """starts_with(state, '{"type":"') AND ends_with(state, 'Z"}') AND p > 0 AND i > p
-           AND substr(state, e + 1, 13) = ',"event_id":"' AND kind NOT IN """ + _PARSED_TYPES
-
-
-def cut_rows(source: str, cut: bool = True) -> str:
-    """The SELECT of `source`'s rows (position, state) with the positions the cut takes (`p`, `i`, `e`, `kind`)
-    and `fast`: whether the row is in the stored layout and is cut by position (`cut=False`: none is)."""
-    return f"""
-        SELECT *, {_CUT if cut else 'false'} AS fast
-        FROM (SELECT *, substr(state, 10, p - 10) AS kind
-              FROM (SELECT position, state, strpos(state, '","patient_id":"') AS p,
-                           strpos(state, '","occurred_on":"') AS i, length(state) - {_SUFFIX} AS e
-                    FROM (SELECT position, CAST(state AS VARCHAR) AS state  -- an empty read may come typed otherwise
-                          FROM {source})))"""
-
-
-def _insert(con: duckdb.DuckDBPyConnection, name: str, source: str, values: dict[str, Any] | None = None,
-            cut: bool = True) -> None:
+def _insert(con: duckdb.DuckDBPyConnection, name: str, source: str, values: dict[str, Any] | None = None) -> None:
     con.execute(f"""
         INSERT INTO {name}
-        SELECT position,
-            CASE WHEN fast THEN substr(state, p + 16, i - p - 16) ELSE j.patient_id END,
-            CASE WHEN fast THEN CAST(substr(state, e + 14, 36) AS UUID) ELSE j.event_id END,
-            CASE WHEN fast THEN kind ELSE j.type END,
-            CASE WHEN fast THEN CAST(substr(state, i + 17, 10) AS DATE) ELSE j.occurred_on END,
-            CASE WHEN fast THEN CAST(substr(state, e + 67, 27) AS TIMESTAMPTZ) ELSE j.recorded_at END,
-            CASE WHEN fast THEN NULL ELSE coalesce(j.corrects, j.retracts) END,
-            CASE WHEN fast THEN CAST(CASE WHEN e = i + 27 THEN '{{}}'
-                                          ELSE '{{' || substr(state, i + 29, e - i - 28) || '}}' END AS JSON)
-                 ELSE json_merge_patch({upcast_sql("state", "j.type")}, $strip) END
-        FROM (SELECT *, CASE WHEN fast THEN NULL ELSE from_json(state, $envelope) END AS j
-              FROM ({cut_rows(source, cut)}))
+        SELECT position, j.patient_id, j.event_id, j.type, j.occurred_on, j.recorded_at,
+               coalesce(j.corrects, j.retracts), json_merge_patch({upcast_sql("state", "j.type")}, $strip)
+        FROM (SELECT position, CAST(state AS VARCHAR) AS state, from_json(state, $envelope) AS j
+              FROM {source})   -- an empty read may come typed otherwise: state is text
     """, {"strip": _STRIP_ENVELOPE, "envelope": _ENVELOPE_STRUCT, **(values or {})})
 
 
