@@ -7,7 +7,9 @@ command (and the Python API where the issue names it), each beside its target, P
 
 Figures (medians over `--repeat` runs; the short commands, which cost about a second each, are run
 max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
-  - ingest: events/s of `timeline ingest FILE` into an empty SQLite store, wall clock of the command;
+  - ingest: events/s of `timeline ingest FILE` into an empty SQLite store, wall clock of the command; and its
+    CPU per event (user + system of the command and its parse workers, from `os.wait4`), with the most events/s
+    the machine's cores could give at that cost whatever the overlap (cores / CPU per event);
   - floor: DuckDB reading every field of the same JSON Lines file into a table of a fresh DuckDB file
     (`CREATE TABLE t AS SELECT * FROM read_json(FILE, format='newline_delimited', union_by_name=true)`,
     connect to close, timed inside its process);
@@ -184,6 +186,7 @@ class Run:
     seconds: float  # wall clock, from the first start to the last end
     peak_mb: float  # the larger of wait4's max RSS and the sampled sum (module docstring)
     out: list[str]  # stdout of each process
+    cpu: float = 0.0  # user + system seconds of the processes and the descendants they waited for (wait4)
 
     def child(self) -> dict:
         """The JSON line a child script printed last."""
@@ -201,11 +204,12 @@ def measure(*cmds: list[str]) -> Run:
         files.append((o, e))
     sampler = TreeSampler([p.pid for p in procs])
     sampler.start()
-    maxrss = 0
+    maxrss, cpu = 0, 0.0
     for p in procs:
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         maxrss = max(maxrss, usage.ru_maxrss * 1024)  # KiB on Linux
+        cpu += usage.ru_utime + usage.ru_stime
     seconds = time.perf_counter() - t
     sampled = sampler.stop()
     outs = []
@@ -219,7 +223,7 @@ def measure(*cmds: list[str]) -> Run:
             raise RuntimeError(f"{' '.join(map(str, cmd))} exited {p.returncode}:\n"
                                f"{err[-3000:]}")
         outs.append(out)
-    return Run(seconds, max(maxrss, sampled) / MB, outs)
+    return Run(seconds, max(maxrss, sampled) / MB, outs, cpu)
 
 
 def runs(n: int, step: Callable[[], Run], setup: Callable[[], None] | None = None,
@@ -392,10 +396,12 @@ class Figure:
 
 
 def ingest_figures(store_of: Callable[[], str | Path], files: list[Path], events: int, repeat: int,
-                   done: Callable[[str | Path], None]) -> tuple[float, float, str | Path]:
+                   done: Callable[[str | Path], None]) -> tuple[float, float, str | Path, float]:
     """Median events/s and peak MB of `timeline ingest` of `files` (one process per file, together) into a
-    fresh store each run; the last run's store is kept (returned), the others passed to `done`."""
+    fresh store each run; the last run's store is kept (returned, third), the others passed to `done`; fourth,
+    the median CPU seconds (user + system of the ingest processes and their parse workers) per event."""
     stores: list[str | Path] = []
+    cpu: list[float] = []
 
     def step() -> Run:
         stores.append(store_of())
@@ -403,12 +409,13 @@ def ingest_figures(store_of: Callable[[], str | Path], files: list[Path], events
         stored = sum(new_count(o) for o in r.out)
         if stored != events:
             raise RuntimeError(f"ingest stored {stored:,} events, the file holds {events:,}")
+        cpu.append(r.cpu / events)
         return r
 
     t, peak, _ = runs(repeat, step)
     for s in stores[:-1]:
         done(s)
-    return events / t, peak, stores[-1]
+    return events / t, peak, stores[-1], statistics.median(cpu)
 
 
 def build_figures(store: str | Path, repeat: int, floor: Callable[[], Run]) -> dict[str, Any]:
@@ -580,11 +587,16 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
     mem = lambda mb: f"{mb:,.0f} MB"  # noqa: E731
 
     # ingest (1 writer) into an empty SQLite store; the last store is the one every later step reads
-    rate, peak, store = ingest_figures(lambda: fresh_folder(work / f"sqlite-{uuid.uuid4().hex[:6]}"), [path],
-                                       events, R, rm)
-    print(f"  ingest: {rate:,.0f} events/s, peak {peak:,.0f} MB", flush=True)
+    rate, peak, store, cpu = ingest_figures(lambda: fresh_folder(work / f"sqlite-{uuid.uuid4().hex[:6]}"),
+                                            [path], events, R, rm)
+    cores = os.cpu_count() or 1
+    print(f"  ingest: {rate:,.0f} events/s, peak {peak:,.0f} MB, {cpu * 1e6:.1f} us of CPU per event", flush=True)
     add("ingest (timeline ingest, SQLite)", f"{rate:,.0f} events/s", ">= 150,000", rate >= 150_000)
     add("  peak memory of the ingest", mem(peak))
+    # what the work costs, whatever the overlap: the CPU of every process of the ingest, per event; the cores
+    # cannot run more events per second than cores / that (150,000/s on 2 cores needs at most 13.3 us)
+    add("  CPU of the ingest (user + system, every process), per event",
+        f"{cpu * 1e6:.1f} us: at most {cores / cpu:,.0f}/s on {cores} cores")
     sqlite_ingest = (rate, peak)
 
     # the floor: DuckDB reading every field of the file into a table
@@ -667,12 +679,12 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
         return
     # PostgreSQL beside SQLite: 1 writer, 4 concurrent writers, the full build
     parts = split_by_patient(path, 4, work / "parts")
-    rate_pg, peak_pg, pg_store = ingest_figures(pg.fresh, [path], events, R, pg.drop)
+    rate_pg, peak_pg, pg_store, _ = ingest_figures(pg.fresh, [path], events, R, pg.drop)
     print(f"  PostgreSQL ingest, 1 writer: {rate_pg:,.0f} events/s", flush=True)
-    rate_pg4, peak_pg4, s4 = ingest_figures(pg.fresh, parts, events, R, pg.drop)
+    rate_pg4, peak_pg4, s4, _ = ingest_figures(pg.fresh, parts, events, R, pg.drop)
     pg.drop(s4)
     print(f"  PostgreSQL ingest, 4 writers: {rate_pg4:,.0f} events/s", flush=True)
-    rate_sq4, peak_sq4, s4 = ingest_figures(
+    rate_sq4, peak_sq4, s4, _ = ingest_figures(
         lambda: fresh_folder(work / f"sqlite4-{uuid.uuid4().hex[:6]}", create=True), parts, events, R, rm)
     rm(s4)
     print(f"  SQLite ingest, 4 writers: {rate_sq4:,.0f} events/s", flush=True)
