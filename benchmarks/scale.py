@@ -21,8 +21,9 @@ max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
   - catch-up: `timeline project` after 1% more events (as `benchmarks/projections.py` makes them: ~80% for
     new patients, the rest new contacts of 1% of the existing ones; appended by `timeline ingest`, untimed),
     as % of `timeline project --rebuild` of the same store run just after it (rounds again, the median of
-    the shares); the projection file is restored to its built state before each catch-up; its fixed part,
-    `timeline project` with nothing new, is printed beside it;
+    the shares); the projection file is restored to its built state before each catch-up; beside it, its
+    fixed parts: `timeline project` with nothing new, and `timeline project` after one more event of one
+    patient (every rule runs, on one patient: the cost of any catch-up before its rows);
   - start-up: `timeline --store S sql "select 1"`; "beyond start-up" = the median, over the runs of a
     command, of its time minus that of a start-up run made just before it (pairs: the machine's load
     changes less within a pair than across the run);
@@ -290,6 +291,20 @@ def more_events(patients: int, seed: int, events: int, out: Path) -> tuple[int, 
     with open(out, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     return len(rows), len({row["patient_id"] for row in rows})
+
+
+def one_event_catch_up(store: str | Path, pid: str, on: date, work: Path, n: int) -> float:
+    """Median seconds of `timeline project` after one more event of one known patient (`n` runs, each after its
+    own event, appended by `timeline ingest`, untimed): what a catch-up costs before its rows (start-up, and
+    every rule run once on one patient, the file opened, committed and closed)."""
+    one, times = work / "one-more-event.jsonl", []
+    for k in range(n):
+        one.write_text(json.dumps({"type": "follow_up", "patient_id": pid, "occurred_on": on.isoformat(),
+                                   "disease_status": "not_assessed", "note": f"one more contact {k}"}) + "\n")
+        if new_count(measure(timeline(store, "ingest", one)).out[0]) != 1:
+            raise RuntimeError(f"one more event of {pid}: not stored")
+        times.append(measure(timeline(store, "project")).seconds)
+    return statistics.median(times)
 
 
 def reads(store: str | Path, day: str, short: int, add: Callable[..., None], targets: bool = True) -> str:
@@ -674,6 +689,8 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
     add("  the rebuild of the same store, paired with each catch-up", f"{t_rebuild:.2f} s")
     t_none, _, _ = runs(short, lambda: measure(timeline(store, "project")))  # the file is now up to date
     add("  its fixed part: timeline project with nothing new", f"{t_none:.2f} s = {t_none / t_rebuild:.1%} of build")
+    t_one = one_event_catch_up(store, pid, last_day, work, short)
+    add("  a catch-up after one more event (every rule, 1 patient)", f"{t_one:.2f} s = {t_one / t_rebuild:.1%} of build")
 
     if pg is None:
         return
