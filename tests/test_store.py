@@ -236,3 +236,31 @@ def test_bulk_arrow_read_equals_the_notification_log(tl):
     assert sorted(rows(0, end, ["P1", "P3", "nobody", "O'Brien"])) == [e for e in expected if of[e[0]] in ("P1", "P3")]
     assert sorted(rows(0, 2, ["P1", "P3"])) == [e for e in expected[:2] if of[e[0]] == "P1"]
     assert rows(0, end, []) == []
+
+
+def test_a_new_sqlite_store_has_large_pages_and_an_older_one_keeps_its_own(tmp_path):
+    """New stores are made with `NEW_STORE_PAGE_BYTES` pages (a bulk ingest's commit and checkpoint copy fewer,
+    larger pages); a store made with SQLite's default 4,096-byte pages is read and appended to as it is."""
+    import sqlite3
+
+    from timeline.store.recorders import NEW_STORE_PAGE_BYTES
+
+    def page_size(folder):
+        con = sqlite3.connect(folder / "events.sqlite")
+        try:
+            return con.execute("PRAGMA page_size").fetchone()[0], con.execute("PRAGMA journal_mode").fetchone()[0]
+        finally:
+            con.close()
+
+    with Timeline.open(tmp_path / "new") as t:
+        t.ingest([count("P1", "2024-01-01", 0.1)])
+    assert NEW_STORE_PAGE_BYTES == 16_384 and page_size(tmp_path / "new") == (NEW_STORE_PAGE_BYTES, "wal")
+
+    old = tmp_path / "old"
+    old.mkdir(mode=0o700)
+    sqlite3.connect(old / "events.sqlite").execute("VACUUM")  # an empty file of SQLite's default page size
+    with Timeline.open(old) as t:
+        t.ingest([count("P1", "2024-01-01", 0.1), count("P1", "2024-01-02", 0.4)])
+    with Timeline.open(old) as t:
+        assert [e.event.anc_e9_per_l for e in t.events("P1")] == [0.1, 0.4]
+    assert page_size(old) == (4096, "wal")

@@ -422,9 +422,20 @@ def test_rebuild_replaces_an_unreadable_projection_file_keeping_it_aside(tmp_pat
 
 
 # -- 4. storage faults: one line naming the file or server and what to do; damaged stores refused for writing ------
-def _damage(db: Path, page: int = 20) -> None:
-    with open(db, "r+b") as f:  # scribble over one b-tree page in the middle of the file
-        f.seek(4096 * page + 100)
+def _damage(db: Path) -> None:
+    """Scribble over the cell pointers of one leaf page of the events table, in the middle of the file (found
+    through SQLite's dbstat table, whatever the page size)."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        size = con.execute("PRAGMA page_size").fetchone()[0]
+        leaves = [p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = 'stored_events' AND pagetype = 'leaf' "
+                                            "ORDER BY pageno")]
+    finally:
+        con.close()
+    with open(db, "r+b") as f:
+        f.seek(size * (leaves[len(leaves) // 2] - 1) + 8)  # past the leaf's 8-byte header
         f.write(bytes(range(256)) * 8)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -1004,7 +1005,30 @@ class SQLiteTimelineRecorder(_SQLiteBulkReader, TimelineRecorderMixin, SQLiteApp
 IntegrityError = LibraryIntegrityError
 
 
+#: The page size of a new SQLite store (SQLite's default is 4,096 bytes; a store keeps the size it was made with).
+#: A bulk ingest ends by committing its one transaction and copying the write-ahead log into the file, on one core,
+#: page by page. At 10,000 patients (1.6M events) four alternated runs of `timeline ingest` took 10.65-11.02 s
+#: with 16 KiB pages, 10.49-11.04 s with 64 KiB pages and 11.04-12.00 s with 4 KiB pages (system time 1.25-1.58,
+#: 1.26-1.60 and 1.59-2.32 s); 16 KiB keeps a small store small (a b-tree takes at least a page: 13 of them).
+NEW_STORE_PAGE_BYTES = 16_384
+
+
+def _create_sqlite_file(path: str) -> None:
+    """A new, empty SQLite file with the store's page size, in WAL mode (which fixes the page size), readable by
+    its owner only (SQLite gives the -wal and -shm files the database file's permissions)."""
+    with contextlib.suppress(FileExistsError):  # another process made it meanwhile: it is theirs to set up
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        con = sqlite3.connect(path)
+        try:
+            con.execute(f"PRAGMA page_size = {NEW_STORE_PAGE_BYTES}")
+            con.execute("PRAGMA journal_mode = WAL")
+        finally:
+            con.close()
+
+
 def sqlite_recorder(db_name: str, lock_timeout_s: int = 600) -> SQLiteTimelineRecorder:
+    if not db_name.startswith("file:") and not os.path.exists(db_name):
+        _create_sqlite_file(db_name)
     datastore = SQLiteDatastore(db_name, lock_timeout=lock_timeout_s, originator_id_type="text")
     recorder = SQLiteTimelineRecorder(datastore)
     recorder.create_table()
