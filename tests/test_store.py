@@ -104,6 +104,24 @@ def test_future_check_uses_the_store_clock():
         tl.record(count("P1", "2020-06-03", 0.1))
 
 
+
+def test_a_batch_across_a_whole_second_is_stamped_in_order_and_numbered_per_patient():
+    """The writer stamps a batch column-wise (`_Appender._rows`): the stamps run on across the second they
+    cross, each patient's versions count on from their last, whatever the interleaving."""
+    tl = Timeline.open("memory")
+    start = int(datetime(2020, 6, 1, 12, 0, 59, tzinfo=UTC).timestamp() * 1_000_000) + 999_998
+    tl.store.now_us = lambda: start
+    tl.record(count("P2", "2020-01-01", 0.1))  # P2's version 1, stamped at `start`
+    rows = [count(pid, f"2020-01-{day:02d}", 0.2) for day, pid in enumerate(["P1", "P2", "P1", "P3", "P2"], 2)]
+    assert tl.ingest(rows).new == 5
+    stamped = sorted((r.recorded_at, r.patient_id, version) for pid in ("P1", "P2", "P3")
+                     for version, r in enumerate(tl.store.stream(pid), start=1))  # a stream is in version order
+    micro = [int((t - us_to_datetime(start)) / timedelta(microseconds=1)) for t, _, _ in stamped]
+    assert micro == [0, 1, 2, 3, 4, 5]  # strictly increasing, through 12:01:00.000000
+    assert [(pid, v) for _, pid, v in stamped] == [("P2", 1), ("P1", 1), ("P2", 2), ("P1", 2), ("P3", 1), ("P2", 3)]
+    assert stamped[2][0] == datetime(2020, 6, 1, 12, 1, 0, tzinfo=UTC)
+    tl.close()
+
 # -- corrections and retractions ------------------------------------------------------------------------
 def _ids(tl, pid):
     return [r.event_id for r in tl.store.stream(pid)]
