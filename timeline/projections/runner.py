@@ -69,6 +69,10 @@ STORE_HISTORY_MAX_SHARE = 1 / 50
 # (benchmarks/projections.py measures the catch-ups).
 UNOPTIMISED_MAX_ROWS = 50_000
 _FEW_ROWS_OPTIMISERS = ("filter_pushdown",)
+# ... and runs them on this many threads: on so few rows a second thread's scheduling costs more than its share of
+# the work. 10,000 patients, in-process, alternated with two threads, 7 rounds each way round: after one more event
+# 220 and 223 ms against 265 and 281 ms; after 1% more events (15,750) no difference (405 and 425 against 445 and 418).
+FEW_ROWS_THREADS = 1
 
 _AMENDMENT_TYPES = tuple(AMENDMENTS)
 
@@ -316,12 +320,14 @@ class Projector:
         versions = self._fold_facts(con, touched=True) if amended else _versions(con)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_visible AS "
                     f"{visible_select('temp.main._touched_log', versions)}")
-        # On few rows most of DuckDB's optimiser costs more than it saves (UNOPTIMISED_MAX_ROWS); it changes plans,
-        # never rows (tests: a catch-up either way equals a rebuild, which is optimised).
+        # On few rows most of DuckDB's optimiser, and a second thread, cost more than they save (UNOPTIMISED_MAX_ROWS,
+        # FEW_ROWS_THREADS); they change plans, never rows (tests: a catch-up either way equals a rebuild).
         few = con.execute("SELECT count(*) FROM temp.main._touched_visible").fetchall()[0][0] <= UNOPTIMISED_MAX_ROWS
         if few:
             passes = [r[0] for r in con.execute("SELECT name FROM duckdb_optimizers()").fetchall()]
             con.execute("SET disabled_optimizers = ?", [",".join(p for p in passes if p not in _FEW_ROWS_OPTIMISERS)])
+            if FEW_ROWS_THREADS:
+                con.execute(f"SET threads = {FEW_ROWS_THREADS}")
         try:
             building.build(con, self.params, inputs={"visible_events": "temp.main._touched_visible"},
                            patients=ids, on_table=self._on_table)
@@ -329,6 +335,8 @@ class Projector:
             if few:
                 with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the build's
                     con.execute("RESET disabled_optimizers")
+                    if FEW_ROWS_THREADS:
+                        con.execute("RESET threads")
         return RunReport("catch-up", read, len(ids), position)
 
     def _history_from_store(self, con: duckdb.DuckDBPyConnection, after: int) -> bool:
