@@ -8,7 +8,6 @@ since clinical order is `occurred_on`, not arrival.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -76,10 +75,9 @@ class Prepared(NamedTuple):
 
 
 # Named getters of Prepared's fields: a batch of plain tuples is read by name, at C speed
-_PATIENT, _EVENT_ID, _DIGEST, _TYPE, _BODY, _TARGET, _SOURCE_RECORD = (
+_PATIENT, _EVENT_ID, _DIGEST, _TARGET, _SOURCE_RECORD = (
     itemgetter(Prepared._fields.index(name))
-    for name in ("patient_id", "event_id", "digest", "type", "body", "target", "source_record_id"))
-_ALL_BUT_LAST = itemgetter(slice(None, -1))  # a body without its closing brace
+    for name in ("patient_id", "event_id", "digest", "target", "source_record_id"))
 
 
 class NoStoreError(FileNotFoundError):
@@ -167,12 +165,6 @@ class _Appender:
         fresh: list = []
         source_rows: dict[str, tuple[str, str, bytes, bytes]] = {}
         corrected_before = rep.corrected
-        if not stored and (seen := dict(zip(map(_EVENT_ID, batch), batch))) and len(seen) == len(batch) \
-                and list(map(_SOURCE_RECORD, batch)).count(None) == len(batch):
-            # the usual bulk batch: new ids, none twice, no source record ids (what the loop below would conclude
-            # for each event, at C speed)
-            self.seen, fresh = seen, list(batch)
-            batch = []
         for p in batch:
             pid, eid, digest, _kind, _on, body, _target, line, sid = p
             if sid is not None and not self._source_record(p, fresh, source_rows):
@@ -224,8 +216,8 @@ class _Appender:
         in the log (rare: a reused id, or two ids sharing 8 bytes). A bulk load of new patients with derived
         ids looks nothing up, so it costs little more than the bare inserts."""
         stored = self.tx.stream_ids([pid for pid in pids if versions[pid] > 1])
-        explicit = ([eid for eid, digest in zip(map(_EVENT_ID, batch), map(_DIGEST, batch), strict=True)
-                     if eid != digest] if any(map(bytes.__ne__, map(_EVENT_ID, batch), map(_DIGEST, batch))) else [])
+        explicit = [eid for eid, digest in zip(map(_EVENT_ID, batch), map(_DIGEST, batch), strict=True)
+                    if eid != digest]
         if explicit or self.tx.has_explicit_ids():
             stored.update(self.tx.explicit_ids(list(map(_EVENT_ID, batch)) if self.tx.has_explicit_ids()
                                                else explicit))
@@ -268,28 +260,23 @@ class _Appender:
 
     def _rows(self, fresh: list) -> tuple[list[tuple], tuple[list[tuple], list[bytes]], int]:
         """Stream rows (versions assigned, `recorded_at` stamped: strictly increasing) and the index rows: of
-        the explicitly given ids, and every id (`timeline_event_ids` keeps its first 8 bytes).
-
-        Column by column, at C speed (the writer's per-event Python is on a bulk ingest's critical path): each
-        patient's versions counted on from their next one, the microsecond stamps a range cut at whole seconds."""
-        pids = list(map(_PATIENT, fresh))
-        counters = {pid: itertools.count(v) for pid, v in self.tx.next_versions(list(dict.fromkeys(pids))).items()}
-        versions = list(map(next, map(counters.__getitem__, pids)))
+        the explicitly given ids, and every id (`timeline_event_ids` keeps its first 8 bytes)."""
+        versions = self.tx.next_versions(list(dict.fromkeys(map(_PATIENT, fresh))))
         base = max(self.now_us(), self.tx.last_us + 1)
-        bodies, states, done = list(map(_ALL_BUT_LAST, map(_BODY, fresh))), [], 0
-        while done < len(fresh):
-            us = base + done
-            second, micro = divmod(us, 1_000_000)
-            upto = min(len(fresh), done + 1_000_000 - micro)  # the events stamped within this second
-            stamp = us_to_datetime(second * 1_000_000).strftime(',"recorded_at":"%Y-%m-%dT%H:%M:%S').encode()
-            states.extend(map((b"%b" + stamp.replace(b"%", b"%%") + b'.%06dZ"}').__mod__,
-                              zip(bodies[done:upto], range(micro, micro + upto - done))))
-            done = upto
-        rows = list(zip(pids, versions, map(_TYPE, fresh), states))
-        ids = list(map(_EVENT_ID, fresh))
-        explicit = ([(eid, pid, v, digest) for eid, pid, v, digest in zip(ids, pids, versions, map(_DIGEST, fresh))
-                     if eid != digest] if any(map(bytes.__ne__, ids, map(_DIGEST, fresh))) else [])
-        return rows, (explicit, ids), base + len(fresh) - 1
+        rows, explicit = [], []
+        second, prefix = -1, b""
+        us = base
+        for pid, eid, digest, kind, _on, body, _target, _line, _sid in fresh:
+            if us // 1_000_000 != second:
+                second = us // 1_000_000
+                prefix = us_to_datetime(second * 1_000_000).strftime(',"recorded_at":"%Y-%m-%dT%H:%M:%S').encode()
+            v = versions[pid]
+            versions[pid] = v + 1
+            rows.append((pid, v, kind, b"%b%b.%06dZ\"}" % (body[:-1], prefix, us % 1_000_000)))
+            if eid != digest:
+                explicit.append((eid, pid, v, digest))
+            us += 1
+        return rows, (explicit, list(map(_EVENT_ID, fresh))), base + len(fresh) - 1
 
     def _check_amendments(self, fresh: list) -> None:
         fresh[:] = [p if isinstance(p, Prepared) else Prepared._make(p) for p in fresh]

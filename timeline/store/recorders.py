@@ -38,7 +38,6 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,8 +49,6 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from ..events.basics import content_id_bytes as content_digest
 from .encryption import KeyProblem, KeyRing, seal_rows
 from .rows import StoredRow
-
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 SCHEMA_LOCK_KEY = 7_262_001  # advisory lock taken while creating the PostgreSQL tables
 CHUNK = 500  # ids per `IN (...)` lookup: well under every driver's parameter limit
@@ -486,8 +483,7 @@ class AppendTransaction:
             stored,
         )
         # each patient's rows come in version order (the appender numbers them so): the last is the highest
-        last = dict(zip(map(_FIRST, rows), map(_SECOND, rows)))
-        self._versions.update({pid: ver + 1 for pid, ver in last.items()})
+        self._versions.update({pid: ver + 1 for pid, ver, _t, _s in rows})
         self.c.execute(self.d.sql(f"UPDATE {self.n.clock} SET last_us = ? WHERE id = 1"), [last_us])
         self.last_us = last_us
 
