@@ -326,8 +326,7 @@ class Projector:
         if few:
             passes = [r[0] for r in con.execute("SELECT name FROM duckdb_optimizers()").fetchall()]
             con.execute("SET disabled_optimizers = ?", [",".join(p for p in passes if p not in _FEW_ROWS_OPTIMISERS)])
-            if FEW_ROWS_THREADS:
-                con.execute(f"SET threads = {FEW_ROWS_THREADS}")
+            con.execute(f"SET threads = {FEW_ROWS_THREADS}")
         try:
             building.build(con, self.params, inputs={"visible_events": "temp.main._touched_visible"},
                            patients=ids, on_table=self._on_table)
@@ -335,8 +334,7 @@ class Projector:
             if few:
                 with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the build's
                     con.execute("RESET disabled_optimizers")
-                    if FEW_ROWS_THREADS:
-                        con.execute("RESET threads")
+                    con.execute("RESET threads")
         return RunReport("catch-up", read, len(ids), position)
 
     def _history_from_store(self, con: duckdb.DuckDBPyConnection, after: int) -> bool:
