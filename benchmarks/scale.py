@@ -41,6 +41,10 @@ max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
     tables made before, untimed), and the full build reading from PostgreSQL, beside the same figures on
     SQLite (4 writers into one SQLite store included).
 
+Beside the load average, the machine's speed at the start and at the end (`machine_speed`): an empty Python loop
+of 10,000,000 iterations, and 256 MB of fresh memory allocated and written once. The absolute targets hold on one
+machine; a figure from another, or from this one at another speed, compares through them.
+
 Peak memory of a step = the larger of two measures of the step's process tree:
   - the kernel's: `os.wait4` on each process of the step (what `/usr/bin/time -f %M` reports), i.e. the
     largest resident set any one process of the tree reached (the process itself or a descendant it
@@ -501,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scale benchmark: {args.patients:,} patients, {events:,} events, {size_mb:,.0f} MB JSON Lines, "
           f"{os.cpu_count()} cores, {R} run(s)", flush=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()
+    load, speed = os.getloadavg(), machine_speed()
     for name in ("TIMELINE_STORE", "TIMELINE_PROJECTIONS"):
         os.environ.pop(name, None)
     figures: list[Figure] = []
@@ -522,19 +526,59 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scale benchmark: N = {args.patients:,} patients, {events:,} events, {size_mb:,.0f} MB JSON Lines, "
           f"{os.cpu_count()} cores, median of {R} run(s) ({short} for the short commands, {api_n} for "
           "Timeline.as_of)")
-    summary(load, figures)
+    summary(load, speed, figures)
     if compare:
         print()
         table([("figure", "SQLite", "PostgreSQL"), *compare])
     return 0
 
 
-def summary(load: tuple[float, float, float], figures: list[Figure]) -> None:
-    """The load average at the start and now, then every figure beside its target, PASS or FAIL."""
+LOOP = 10_000_000
+FRESH_MB = 256
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast this machine is now (medians of 3): `loop`, seconds of an empty Python loop of `LOOP` iterations
+    (the processor); `fresh`, seconds to allocate `FRESH_MB` MB and write it once (the kernel mapping new pages:
+    every DuckDB step and import fills fresh memory, and on some virtual machines that costs ten times what it
+    does on others while the loop runs as fast). The absolute targets (events/s, seconds) hold on one machine;
+    runs on different machines, or on one whose speed drifts, compare through these."""
+
+    loop: float
+    fresh: float
+
+    def __str__(self) -> str:
+        return (f"an empty Python loop of {LOOP:,} iterations {self.loop:.2f} s, {FRESH_MB} MB of fresh memory "
+                f"allocated and written {self.fresh:.2f} s")
+
+
+def machine_speed() -> Speed:
+    def loop() -> float:
+        t = time.perf_counter()
+        for _ in range(LOOP):
+            pass
+        return time.perf_counter() - t
+
+    def fresh() -> float:
+        t = time.perf_counter()
+        block = bytearray(FRESH_MB * MB)  # zero-filled: every page touched once
+        dt = time.perf_counter() - t
+        del block
+        return dt
+
+    return Speed(statistics.median(loop() for _ in range(3)), statistics.median(fresh() for _ in range(3)))
+
+
+def summary(load: tuple[float, float, float], speed: Speed, figures: list[Figure]) -> None:
+    """The load average and the machine's speed at the start and now, then every figure beside its target,
+    PASS or FAIL."""
     ok = {True: "PASS", False: "FAIL", None: ""}
     end = os.getloadavg()[0]
     print(f"load average (1 min) at the start {load[0]:.1f}, at the end {end:.1f}"
           + (": other work on the machine slows every figure" if max(load[0], end) > 1 else ""))
+    print(f"machine speed at the start: {speed}")
+    print(f"machine speed at the end:   {machine_speed()}")
     table([("figure", "value", "target", "result"), *((f.name, f.value, f.target, ok[f.ok]) for f in figures)])
 
 
@@ -551,7 +595,7 @@ def registry(args) -> int:
     from timeline.projections.partitions import Plan
     from timeline.testing.cohort import write_cohort_jsonl
 
-    load = os.getloadavg()
+    load, speed = os.getloadavg(), machine_speed()
     for name in ("TIMELINE_STORE", "TIMELINE_PROJECTIONS"):
         os.environ.pop(name, None)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -601,14 +645,14 @@ def registry(args) -> int:
         reads(store, day, 3, add, targets=False)
     except BaseException:  # an hour of ingest is not thrown away: the figures so far, and the store, are kept
         print(f"\nstopped; the figures so far (the store is kept in {work}: delete it when done):")
-        summary(load, figures)
+        summary(load, speed, figures)
         raise
     shutil.rmtree(work, ignore_errors=True)
 
     print()
     print(f"scale benchmark, registry run: N = {args.patients:,} patients, {events:,} events, {size / 1e6:,.0f} MB "
           f"JSON Lines in {parts} file(s), {os.cpu_count()} cores, each step once (3 runs of the reads)")
-    summary(load, figures)
+    summary(load, speed, figures)
     return 0
 
 
