@@ -541,9 +541,9 @@ FRESH_MB = 256
 class Speed:
     """How fast this machine is now (medians of 3): `loop`, seconds of an empty Python loop of `LOOP` iterations
     (the processor); `fresh`, seconds to allocate `FRESH_MB` MB and write it once (the kernel mapping new pages:
-    every DuckDB step and import fills fresh memory, and on some virtual machines that costs ten times what it
-    does on others while the loop runs as fast). The absolute targets (events/s, seconds) hold on one machine;
-    runs on different machines, or on one whose speed drifts, compare through these."""
+    every DuckDB step and import fills fresh memory, and on a virtual machine a new page can cost far more than
+    the loop's speed suggests: 3.2 us a 4 KiB page on the one of 2026-12-01). The absolute targets (events/s,
+    seconds) hold on one machine; runs on different machines, or on one whose speed drifts, compare through these."""
 
     loop: float
     fresh: float
