@@ -25,8 +25,9 @@ browser:
 demo: install browser
 	$(PY) -m timeline.demo --store $(STORE)
 
+# one pytest worker per core (pytest-xdist); a single file or test runs as usual: .venv/bin/pytest tests/FILE
 test: install browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 docs: install
 	$(PY) -m timeline.docs

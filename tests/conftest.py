@@ -17,6 +17,17 @@ def postgres_url() -> str:
     return os.environ.get(PG_ENV, PG_DEFAULT)
 
 
+def _worker() -> str:
+    """This test process: a pytest-xdist worker's id (gw0, gw1, ...), else main."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def pg_schema(name: str) -> str:
+    """A PostgreSQL schema of this test process (`t_<worker>_<name>`): the workers run at once, and each
+    drops its own schemas only when it ends."""
+    return f"t_{_worker()}_{name}"
+
+
 def _pg_reachable(url: str) -> str | None:
     """None when the test database answers (created on the server if missing), else why not."""
     import psycopg
@@ -52,15 +63,16 @@ def pg_base_url():
     yield url
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as conn:  # drop the per-test schemas
-        for (name,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'").fetchall():
+    with psycopg.connect(url, autocommit=True) as conn:  # drop this process's per-test schemas
+        mine = pg_schema("").replace("_", "\\_") + "%"
+        for (name,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [mine]).fetchall():
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 @pytest.fixture
 def pg_url(pg_base_url: str) -> str:
     """A fresh schema per test in the PostgreSQL test database."""
-    return f"{pg_base_url}?schema=t_{uuid.uuid4().hex[:12]}"
+    return f"{pg_base_url}?schema={pg_schema(uuid.uuid4().hex[:12])}"
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import pg_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,7 +75,7 @@ def test_kill_9_during_ingest_stores_the_file_whole_or_not_at_all(kind, cohort, 
     outcomes = []
     for i, fraction in enumerate(KILL_AT):
         target = str(tmp_path / f"s{i}") if kind == "sqlite" else request.getfixturevalue("pg_base_url") + \
-            f"?schema=t_kill{os.getpid()}_{i}"
+            f"?schema={pg_schema(f'kill{os.getpid()}_{i}')}"
         status = _killed(_cli(target, "ingest", str(path)), full * fraction)
         outcomes.append((status, _store_is_whole(target, n)))
         if status == 0:
@@ -82,7 +83,7 @@ def test_kill_9_during_ingest_stores_the_file_whole_or_not_at_all(kind, cohort, 
     assert any(status is None for status, _ in outcomes), "no run was interrupted: the kill points came too late"
     # and the store takes the file again after a kill: nothing stuck, nothing doubled
     target = str(tmp_path / "s0") if kind == "sqlite" else request.getfixturevalue("pg_base_url") + \
-        f"?schema=t_kill{os.getpid()}_0"
+        f"?schema={pg_schema(f'kill{os.getpid()}_0')}"
     subprocess.run(_cli(target, "ingest", str(path)), check=True, capture_output=True, timeout=300)
     assert _store_is_whole(target, n) == n
 

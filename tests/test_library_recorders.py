@@ -22,7 +22,7 @@ from eventsourcing.tests.persistence import ApplicationRecorderTestCase, NonInte
 
 from timeline.store.recorders import sqlite_recorder
 
-from conftest import _pg_reachable, postgres_url
+from conftest import _pg_reachable, pg_schema, postgres_url
 
 
 class _SQLiteFile:
@@ -69,7 +69,7 @@ class _Postgres:
     def create_recorder(self):
         from timeline.store.eventstore import _postgres
 
-        schema = f"t_lib_{uuid.uuid4().hex[:10]}"
+        schema = pg_schema(f"lib_{uuid.uuid4().hex[:10]}")
         self.schemas.append(schema)
         return _postgres(f"{postgres_url().split('?')[0]}?schema={schema}")
 
