@@ -299,3 +299,39 @@ def test_a_projections_path_duckdb_cannot_open_is_a_clear_error(tmp_path):
     assert result.returncode != 0
     assert "has a '?' in its path" in result.stderr and "TIMELINE_PROJECTIONS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_events_stage_split_by_type_gives_the_rows_of_one_stage_table(tmp_path, cohort, monkeypatch):
+    """A large rebuild stages `events` as one table per event type holding at least a row group and
+    `STAGE_SPLIT_MIN_SHARE` of the events, and one for the rest (`build._stage`); the rules read them through
+    their type filters. Forced on a small store (row groups of 100 rows), every table equals the one-piece
+    stage's, and only the types holding that share have a table of their own."""
+    from timeline.projections import build as building
+
+    monkeypatch.setattr(runner, "UNOPTIMISED_MAX_ROWS", -1)  # planned in full, as a large store is
+    tl = Timeline.open(tmp_path / "store", projections=tmp_path / "one.duckdb")
+    tl.ingest_file(cohort / "part1.jsonl")
+    tl.ingest_file(cohort / "part2.jsonl")
+    tl.project(rebuild=True)  # 100 patients: no type fills a row group of 122,880 rows
+    with duckdb.connect(str(tmp_path / "one.duckdb"), read_only=True) as con:
+        counts = dict(con.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
+    total = sum(counts.values())
+
+    staged: dict[str, set[str]] = {}
+    stage = building._stage
+
+    def spy(con, model, relations, params):
+        stage(con, model, relations, params)
+        for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+                                   "starts_with(table_name, '_stage_events_')").fetchall():
+            staged[name] = {t for (t,) in con.execute(f"SELECT DISTINCT type FROM temp.main.{name}").fetchall()}
+
+    monkeypatch.setattr(building, "ROW_GROUP_ROWS", 100)
+    monkeypatch.setattr(building, "_stage", spy)
+    Timeline(tl.store, tmp_path / "split.duckdb").project(rebuild=True)
+
+    own = {t for t, n in counts.items() if n >= max(100, building.STAGE_SPLIT_MIN_SHARE * total)}
+    assert own and any(n >= 100 and t not in own for t, n in counts.items()), counts  # both bounds are exercised
+    assert sorted(map(frozenset, staged.values()), key=sorted) == sorted(
+        [frozenset({t}) for t in own] + [frozenset(set(counts) - own)], key=sorted)
+    _assert_same(_tables(tmp_path / "one.duckdb"), _tables(tmp_path / "split.duckdb"))
