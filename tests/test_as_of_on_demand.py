@@ -115,19 +115,39 @@ def test_a_correction_moving_an_event_past_the_date_is_seen(tmp_path):
             assert_frame_equal(mine[table], theirs[table], check_row_order=False)
 
 
+def test_a_correction_moving_an_event_before_the_date_leaves_the_patient_to_the_file(tmp_path):
+    """A patient whose only event after the date was moved before it by a correction sees then what they see
+    now: the past view takes their rows from the file (the log still holds the first version, after the date),
+    and every table equals a build of every patient from the store at that date."""
+    with Timeline.open(tmp_path / "data") as t:
+        t.ingest(list(iter_cohort(8, seed=5)))
+        last = max(t.events(), key=lambda v: v.event.occurred_on)
+        patient = last.event.patient_id
+        day = max(v.event.occurred_on for v in t.events(patient) if v.event.occurred_on < last.event.occurred_on)
+        t.correct(str(last.event.event_id), {"occurred_on": day.isoformat()}, reason="date misread", by="test")
+        t.project()
+        with t.as_of(day) as past, t.as_of(day, fresh=True) as everyone:
+            mine, theirs = _all_tables(past), _all_tables(everyone)
+            recomputed = {p for (p,) in past._con.execute("SELECT patient_id FROM _past_changed").fetchall()}
+        assert patient not in recomputed
+        assert recomputed == {v.event.patient_id for v in t.events() if v.event.occurred_on > day}
+        for table in graph.models():
+            assert_frame_equal(mine[table], theirs[table], check_row_order=False)
+
+
 def test_the_memory_limit_binds_from_the_first_row_read(tl, monkeypatch):
     """Defect found at 1,000,000 patients: the past view loaded the log's visible events before its memory limit
     was set (a 13.7 GB peak under a 2.9 GiB limit). The limit is set before any row is read."""
     from timeline.projections import loader
 
     seen = []
-    real = loader.load_visible
+    real = loader.visible_through  # what reads the log's rows, folded here or not (`loader.load_visible`)
 
-    def spy(con, **kw):
+    def spy(con, versions, **kw):
         seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-        return real(con, **kw)
+        return real(con, versions, **kw)
 
-    monkeypatch.setattr(loader, "load_visible", spy)
+    monkeypatch.setattr(loader, "visible_through", spy)
     with tl.as_of(AS_OF, memory_limit="123MB") as view:
         view.sql("SELECT count(*) FROM patients")
     assert seen and all(s.replace(" ", "").upper() in ("117.3MIB", "123.0MB") for s in seen), seen

@@ -155,6 +155,12 @@ def write_versions(con: duckdb.DuckDBPyConnection, table: str, versions: dict[st
     con.execute(f"{head} {VERSIONS_SQL}", versions)
 
 
+def fact_versions(con: duckdb.DuckDBPyConnection, table: str = "main._fact_versions") -> str | None:
+    """A projection file's fact-versions relation, for the visible events to read; None while no fact is
+    corrected or retracted (the amendment join is then left out)."""
+    return table if con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] else None
+
+
 # -- visible events ------------------------------------------------------------------------------------
 
 def visible_select(log: str, versions: str | None, *, as_of: bool = False, known_at: bool = False,
@@ -228,12 +234,20 @@ def load_visible(con: duckdb.DuckDBPyConnection, *, log: str = "log", into: str 
                  as_of: date | None = None, known_at: datetime | None = None,
                  patients: str | None = None) -> None:
     """(Re)create the temporary table `into` as the visible events of `log` for (as_of, known_at), for the
-    patients listed in relation `patients` only, if given."""
+    patients listed in relation `patients` only, if given: the amendments of `log` folded here."""
     versions = fold(amendments(con, log, patients), known_at)
     relation = None
     if versions["fact_id"]:
         write_versions(con, "_visible_versions", versions, temp=True)
         relation = "temp.main._visible_versions"
-    sql = visible_select(log, relation, as_of=as_of is not None, known_at=known_at is not None, patients=patients)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {sql}", visible_parameters(as_of, known_at))
+    visible_through(con, relation, log=log, into=into, as_of=as_of, known_at=known_at, patients=patients)
     con.execute("DROP TABLE IF EXISTS temp.main._visible_versions")
+
+
+def visible_through(con: duckdb.DuckDBPyConnection, versions: str | None, *, log: str = "log",
+                    into: str = VISIBLE_EVENTS, as_of: date | None = None, known_at: datetime | None = None,
+                    patients: str | None = None) -> None:
+    """`load_visible` through the fact versions already folded for known_at (`versions`, a relation; None: no
+    fact is corrected or retracted), e.g. a projection file's when there is no knowledge time."""
+    sql = visible_select(log, versions, as_of=as_of is not None, known_at=known_at is not None, patients=patients)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {sql}", visible_parameters(as_of, known_at))

@@ -39,7 +39,7 @@ from ..settings import PROJECTIONS_ENV
 from ..store.eventstore import EventStore
 from ..store.facts import AMENDMENTS
 from . import build as building
-from .loader import amendments, create_log, fold, insert_log, visible_select, write_versions
+from .loader import amendments, create_log, fact_versions, fold, insert_log, visible_select, write_versions
 from .parameters import Params, resolve
 from . import partitions
 from .partitions import Plan
@@ -320,7 +320,7 @@ class Projector:
         # the fact versions depend on the amendments only: without a new one they (and the views) stand
         amended = con.execute("SELECT count(*) FROM main.log WHERE position > ? AND list_contains(?, type)",
                               [after, list(_AMENDMENT_TYPES)]).fetchall()[0][0]
-        versions = self._fold_facts(con, touched=True) if amended else _versions(con)
+        versions = self._fold_facts(con, touched=True) if amended else fact_versions(con)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_visible AS "
                     f"{visible_select('temp.main._touched_log', versions)}")
         # On few rows most of DuckDB's optimiser, and a second thread, cost more than they save (UNOPTIMISED_MAX_ROWS,
@@ -353,7 +353,7 @@ class Projector:
         if touched:
             con.execute("DELETE FROM _fact_versions WHERE patient_id IN (SELECT patient_id FROM _touched_ids)")
         write_versions(con, "main._fact_versions", folded, append=touched)
-        versions = _versions(con)
+        versions = fact_versions(con)
         con.execute(f"CREATE OR REPLACE VIEW main._visible_events AS {visible_select('main.log', versions)}")
         return versions
 
@@ -375,9 +375,3 @@ def _planned_for(con: duckdb.DuckDBPyConnection, few: bool) -> Iterator[None]:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses it; the error is the build's
             con.execute("RESET disabled_optimizers")
             con.execute("RESET threads")
-
-
-def _versions(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The fact-versions relation the visible events read; None while no fact is corrected or retracted
-    (the amendment join is then left out)."""
-    return "main._fact_versions" if con.execute("SELECT count(*) FROM main._fact_versions").fetchall()[0][0] else None

@@ -248,10 +248,10 @@ class _Recompute:
     """The tables of a recomputed view, made on demand: before each query, the tables it reads and the tables
     they read (a query of `patients` does not pay for `data_queries`; one DuckDB cannot name gets every table).
 
-    Only the patients whose visible events differ at (as_of, known_at) are recomputed (`loader.changed_select`:
-    rules are per patient, so everyone else's rows are the file's), into temporary tables `_past_<table>`; each
-    table is then a temporary view that shadows the file's: the file's rows of the unchanged patients and the
-    recomputed rows of the others. With other parameters than the file's, every patient is recomputed."""
+    Only the patients whose visible events differ at (as_of, known_at) are recomputed (rules are per patient, so
+    everyone else's rows are the file's), into temporary tables `_past_<table>`; each table is then a temporary
+    view that shadows the file's: the file's rows of the unchanged patients and the recomputed rows of the others.
+    With other parameters than the file's, every patient is recomputed."""
 
     PREFIX = "_past_"
 
@@ -265,17 +265,31 @@ class _Recompute:
         self._loaded = False
 
     def _load(self) -> None:
-        """The changed patients (`_past_changed`) and their visible events (`_past_visible`), once."""
-        from ..projections.loader import changed_select, load_visible, visible_parameters
+        """The changed patients (`_past_changed`) and their visible events (`_past_visible`), once.
+
+        The facts in force (the fold of the amendments) depend on the knowledge time only: without one they are
+        the file's (`_fact_versions`), and a patient's visible events at a past date are those visible now that
+        occurred by then. So the patients that change are exactly those with a visible event after the date, as
+        the file's `patients.last_event_on` says, and no scan of the log finds them. With a knowledge time, the
+        amendments are folded again, and the log says which patients may change (`loader.changed_select`)."""
+        from ..projections.loader import (changed_select, fact_versions, load_visible, visible_parameters,
+                                          visible_through)
+        from ..projections.partitions import file_table
 
         con, p = self._con, self.PREFIX
         changed = None
+        dated_only = self._known_at is None
         if not self._everyone:
-            sql = changed_select("main.log", as_of=self._as_of is not None, known_at=self._known_at is not None)
+            sql = (f"SELECT patient_id FROM {file_table(con, 'patients')} WHERE last_event_on > $as_of" if dated_only
+                   else changed_select("main.log", as_of=self._as_of is not None, known_at=True))
             con.execute(f"CREATE TEMP TABLE {p}changed AS {sql}", visible_parameters(self._as_of, self._known_at))
             changed = f"temp.main.{p}changed"
-        load_visible(con, log="main.log", into=f"{p}visible", as_of=self._as_of, known_at=self._known_at,
-                     patients=changed)
+        if dated_only:  # the file's facts in force, read as they are
+            visible_through(con, fact_versions(con, file_table(con, "_fact_versions")), log="main.log",
+                            into=f"{p}visible", as_of=self._as_of, patients=changed)
+        else:
+            load_visible(con, log="main.log", into=f"{p}visible", as_of=self._as_of, known_at=self._known_at,
+                         patients=changed)
         self._loaded = True
 
     def ensure(self, query: str) -> None:
