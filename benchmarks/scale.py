@@ -12,6 +12,12 @@ max(repeat, 5) times, the Python one-patient read max(repeat, 15) times):
   - ingest: events/s of `timeline ingest FILE` into an empty SQLite store, wall clock of the command; and its
     CPU per event (user + system of the command and its parse workers, from `os.wait4`), with the most events/s
     the machine's cores could give at that cost whatever the overlap (cores / CPU per event);
+  - the ingest's essential work: the CPU per event (process time) of what any ingest that validates every event
+    with the event model and stores it here must do, on the first 200,000 lines of the file: each line validated
+    by the pydantic model (`validate_json`, strict, as the ingest does), then inserted as a stored row (the store's
+    table, page size and cache, WAL, one transaction, batches of 10,000). Its bound (cores / that CPU) is the most
+    events/s any such ingest reaches on this machine; the ingest's CPU over it is the share that is the ingest's
+    own, which compares across machines where events/s do not;
   - floor: DuckDB reading every field of the same JSON Lines file into a table of a fresh DuckDB file
     (`CREATE TABLE t AS SELECT * FROM read_json(FILE, format='newline_delimited', union_by_name=true)`,
     connect to close, timed inside its process);
@@ -113,6 +119,52 @@ n, lo, hi = con.execute("SELECT count(*), min(occurred_on), max(occurred_on) FRO
 cols = len(con.execute("DESCRIBE t").fetchall())
 print(json.dumps({"seconds": dt, "rows": n, "columns": cols, "first": str(lo), "last": str(hi)}))
 """
+
+ESSENTIALS_CHILD = r"""
+import json, os, sqlite3, sys, time
+from timeline.events import EVENT_ADAPTER
+from timeline.store.recorders import NEW_STORE_PAGE_BYTES
+path, db, most = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lines = []
+with open(path, "rb") as f:
+    for raw in f:
+        if len(lines) == most:
+            break
+        lines.append(raw.rstrip(b"\n"))
+validate = EVENT_ADAPTER.validator.validate_json
+t = time.process_time()
+events = [validate(raw, strict=True) for raw in lines]
+t_validate = time.process_time() - t
+versions = {}
+rows = []
+for e, raw in zip(events, lines):
+    v = versions[e.patient_id] = versions.get(e.patient_id, 0) + 1
+    rows.append((e.patient_id, v, e.type, raw))
+del events
+for suffix in ("", "-wal", "-shm"):
+    if os.path.exists(db + suffix):
+        os.remove(db + suffix)
+t = time.process_time()
+con = sqlite3.connect(db, isolation_level=None)
+con.execute(f"PRAGMA page_size = {NEW_STORE_PAGE_BYTES}")
+con.execute("PRAGMA journal_mode = WAL")
+con.execute("PRAGMA cache_size = -131072")
+con.execute("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "PRIMARY KEY (originator_id, originator_version))")
+con.execute("BEGIN")
+for i in range(0, len(rows), 10_000):
+    con.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows[i:i + 10_000])
+con.execute("COMMIT")
+con.close()
+t_insert = time.process_time() - t
+for suffix in ("", "-wal", "-shm"):
+    if os.path.exists(db + suffix):
+        os.remove(db + suffix)
+print(json.dumps({"lines": len(lines), "validate": t_validate / len(lines), "insert": t_insert / len(lines)}))
+"""
+
+#: lines of the cohort file the essential-work reference reads (the events of ~1,300 patients)
+ESSENTIALS_LINES = 200_000
 
 BUILD_CHILD = r"""
 import json, sys, time
@@ -453,6 +505,16 @@ def ingest_figures(store_of: Callable[[], str | Path], files: list[Path], events
     return events / t, peak, stores[-1], statistics.median(cpu)
 
 
+def essentials(path: Path, work: Path, repeat: int) -> dict[str, Any]:
+    """The CPU per event (medians of `repeat` runs) of what any ingest that validates every event with the event
+    model and stores it in SQLite must do, on the first `ESSENTIALS_LINES` lines of the file (module docstring)."""
+    got = [measure(python(ESSENTIALS_CHILD, path, work / "essentials.sqlite", ESSENTIALS_LINES)).child()
+           for _ in range(repeat)]
+    validate = statistics.median(g["validate"] for g in got)
+    insert = statistics.median(g["insert"] for g in got)
+    return {"lines": got[0]["lines"], "validate": validate, "insert": insert, "cpu": validate + insert}
+
+
 def build_figures(store: str | Path, repeat: int, floor: Callable[[], Run]) -> dict[str, Any]:
     """`repeat` rounds of (the floor, the build in-process, the build through the command), each build's ratio
     taken against the floor of its own round: the machine's speed drifts by a quarter within minutes, so a floor
@@ -674,6 +736,15 @@ def _figures(args, path: Path, events: int, work: Path, pg: Postgres | None, fig
     # cannot run more events per second than cores / that (150,000/s on 2 cores needs at most 13.3 us)
     add("  CPU of the ingest (user + system, every process), per event",
         f"{cpu * 1e6:.1f} us: at most {cores / cpu:,.0f}/s on {cores} cores")
+    # the same cores' bound for the work any validating ingest into this store does, measured now: each line
+    # validated by the event model (pydantic) and inserted as a stored row; the rest of the ingest's CPU is
+    # its own (canonical JSON, ids, idempotency, the index of ids, the parse workers' hand-over)
+    ess = essentials(path, work, R)
+    add(f"  its essential work, per event (the first {ess['lines']:,} lines: validated by the event model, "
+        "inserted as stored rows)", f"{ess['cpu'] * 1e6:.1f} us ({ess['validate'] * 1e6:.1f} validate + "
+                                    f"{ess['insert'] * 1e6:.1f} insert): at most {cores / ess['cpu']:,.0f}/s on "
+                                    f"{cores} cores")
+    add("  the ingest's CPU per event over its essential work", f"{cpu / ess['cpu']:.2f}x")
     sqlite_ingest = (rate, peak)
     at_ingest = len(figures)  # the ingest over the floor goes here, once the floor is measured
 
